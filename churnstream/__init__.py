@@ -1,0 +1,10 @@
+"""churnstream: real-time customer-churn analytics on Kafka, PyFlink and Elasticsearch."""
+
+from pathlib import Path
+
+# Top-level folders (avro_schemas/, sql/, kibana/, versions.toml) are read relative to this.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UserError(Exception):
+    """A problem the user can fix: printed as one sentence, exit code 2, no traceback."""

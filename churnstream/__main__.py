@@ -1,0 +1,5 @@
+import sys
+
+from churnstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,153 @@
+"""Fetch the pinned JVM artifacts from Maven Central into a cache outside git.
+
+Maven resolves (and checks the checksums of) everything; we only generate the POMs from
+versions.toml, copy the results into ``$CHURNSTREAM_HOME`` and write a manifest so a second run
+is a no-op. Nothing here is committed: jars and archives live only in the cache and ~/.m2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from churnstream import UserError
+from churnstream.settings import Settings
+from churnstream.versions import versions
+
+log = logging.getLogger("churnstream.fetch")
+
+POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>churnstream.fetch</groupId><artifactId>{name}</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{deps}
+  </dependencies>
+</project>
+"""
+DEP = "    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version>{t}</dependency>"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One folder of artifacts resolved together."""
+
+    name: str
+    deps: tuple[tuple[str, str, str, str], ...]   # (group, artifact, version, type)
+    transitive: bool
+
+    def folder(self, home: Path) -> Path:
+        return home / self.name
+
+
+def bundles() -> dict[str, Bundle]:
+    v = versions()
+    return {
+        "kafka": Bundle(f"kafka-{v.kafka}", (
+            ("org.apache.kafka", f"kafka_{v.kafka_scala}", v.kafka, "jar"),
+            # Kafka's jars carry only slf4j-api; this binding sends the broker's logs to log4j2.
+            ("org.apache.logging.log4j", "log4j-slf4j-impl", v.log4j, "jar"),
+        ), transitive=True),
+        "flink": Bundle(f"flink-connectors-{v.flink_kafka_connector}-{v.flink_es_connector}", (
+            ("org.apache.flink", "flink-sql-connector-kafka", v.flink_kafka_connector, "jar"),
+            ("org.apache.flink", "flink-sql-connector-elasticsearch7", v.flink_es_connector, "jar"),
+        ), transitive=False),   # the sql-connector jars are uber jars
+        "elasticsearch": Bundle(f"elasticsearch-dist-{v.elasticsearch}", (
+            ("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", v.elasticsearch, "zip"),
+        ), transitive=False),
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest(folder: Path) -> Path:
+    return folder / "MANIFEST.json"
+
+
+def is_complete(folder: Path) -> bool:
+    """True when the folder holds exactly what its manifest lists (names and sizes)."""
+    m = _manifest(folder)
+    if not m.exists():
+        return False
+    listed = json.loads(m.read_text())["files"]
+    for name, meta in listed.items():
+        p = folder / name
+        if not p.exists() or p.stat().st_size != meta["size"]:
+            return False
+    return True
+
+
+def _verify(folder: Path) -> None:
+    """Every jar/zip must open as an archive: catches truncated downloads Maven let through."""
+    for p in folder.iterdir():
+        if p.suffix in (".jar", ".zip"):
+            try:
+                with zipfile.ZipFile(p) as z:
+                    if z.testzip() is not None:
+                        raise zipfile.BadZipFile("corrupt member")
+            except zipfile.BadZipFile as e:
+                raise UserError(f"{p} is corrupt ({e}); delete {folder} and run 'churnstream fetch' again.")
+
+
+def fetch_bundle(b: Bundle, home: Path) -> Path:
+    folder = b.folder(home)
+    if is_complete(folder):
+        log.info("fetch: %s already cached in %s", b.name, folder)
+        return folder
+    if shutil.which("mvn") is None:
+        raise UserError("Maven ('mvn') is not on PATH; install it (e.g. 'apt-get install maven') and run again.")
+    work = home / "maven" / b.name
+    work.mkdir(parents=True, exist_ok=True)
+    deps = "\n".join(DEP.format(g=g, a=a, v=v, t=f"<type>{t}</type>" if t != "jar" else "") for g, a, v, t in b.deps)
+    (work / "pom.xml").write_text(POM.format(name=b.name, deps=deps))
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = ["mvn", "-B", "-q", "--strict-checksums", "-f", str(work / "pom.xml"),
+           "dependency:copy-dependencies", f"-DoutputDirectory={tmp}",
+           "-DincludeScope=runtime", f"-DexcludeTransitive={'false' if b.transitive else 'true'}"]
+    log.info("fetch: resolving %s from Maven Central ...", b.name)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+        raise UserError(f"Maven could not resolve {b.name} (is Maven Central reachable?); its last lines:\n{tail}")
+    _verify(tmp)
+    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+    _manifest(tmp).write_text(json.dumps({"bundle": b.name, "files": files}, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    log.info("fetch: %s ready (%d files) in %s", b.name, len(files), folder)
+    return folder
+
+
+def fetch_all(settings: Settings) -> dict[str, Path]:
+    home = Path(settings.home)
+    home.mkdir(parents=True, exist_ok=True)
+    return {key: fetch_bundle(b, home) for key, b in bundles().items()}
+
+
+def connector_jars(settings: Settings) -> list[Path]:
+    """The Flink SQL connector jars for 'pipeline.jars' (fetched on first use)."""
+    folder = fetch_bundle(bundles()["flink"], Path(settings.home))
+    return sorted(folder.glob("*.jar"))
+
+
+def java_home() -> Path:
+    if os.environ.get("JAVA_HOME"):
+        return Path(os.environ["JAVA_HOME"])
+    java = shutil.which("java")
+    if java is None:
+        raise UserError("Java is not installed; install a JDK 17 (e.g. 'apt-get install openjdk-17-jdk-headless') and run again.")
+    return Path(java).resolve().parent.parent

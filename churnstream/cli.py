@@ -1,0 +1,93 @@
+"""`churnstream <command>`: the one entry point of the product (also `python -m churnstream`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from churnstream import UserError
+from churnstream.settings import Settings
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as one sentence with exit code 2 (its own convention)."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(2, f"error: {message}; run '{self.prog} --help' for the valid options.\n")
+
+
+def _stack(args, settings: Settings) -> int:
+    from churnstream.localstack import stack
+
+    if args.action == "up":
+        local = stack.up(settings)
+        print(f"stack is up: Kafka {local.kafka_bootstrap}, Elasticsearch {local.es_url}")
+    elif args.action == "down":
+        stopped = stack.down(settings)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    else:
+        rows = stack.status(settings)
+        for r in rows:
+            state = "ready" if r["ready"] else ("starting" if r["running"] else "stopped")
+            print(f"{r['service']:<14} {state:<9} pid={r['pid'] or '-':<8} log={r['log']}")
+        return 0 if all(r["ready"] for r in rows) else 1
+    return 0
+
+
+def _fetch(args, settings: Settings) -> int:
+    from churnstream.artifacts import fetch_all
+
+    for key, path in fetch_all(settings).items():
+        print(f"{key:<14} {path}")
+    return 0
+
+
+def _settings(args, settings: Settings) -> int:
+    print(json.dumps(settings.redacted(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="churnstream", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    s = sub.add_parser("fetch", help="download the pinned JVM artifacts into the cache (no-op when cached)")
+    s.set_defaults(func=_fetch)
+
+    s = sub.add_parser("stack", help="the local Kafka + Elasticsearch stack")
+    s.add_argument("action", choices=["up", "status", "down"])
+    s.set_defaults(func=_stack)
+
+    s = sub.add_parser("settings", help="print the effective settings (secrets as ***)")
+    s.set_defaults(func=_settings)
+
+    from generator import cli as generator_cli
+    from flink_jobs import cli as job_cli
+    from churnstream import demo
+
+    generator_cli.add_parser(sub)
+    job_cli.add_parser(sub)
+    demo.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        settings = Settings.from_env()
+        return args.func(args, settings) or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

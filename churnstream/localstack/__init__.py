@@ -1,0 +1,1 @@
+"""The local stack: Apache Kafka (KRaft) and Elasticsearch as plain processes, no Docker."""

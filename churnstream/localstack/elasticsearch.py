@@ -1,0 +1,129 @@
+"""A single-node Elasticsearch from the integ-test distribution on Maven Central."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from churnstream import UserError
+from churnstream.artifacts import bundles, fetch_bundle, java_home
+from churnstream.localstack import process
+from churnstream.settings import Settings
+from churnstream.versions import versions
+
+log = logging.getLogger("churnstream.stack")
+
+# Elasticsearch refuses to run as root; as root we run it as this system user, from a folder it
+# can read (a root-owned home or clone is not traversable by other users).
+SERVICE_USER = "churnstream"
+ROOT_BASE = Path("/var/tmp/churnstream")
+
+
+class ElasticsearchServer:
+    name = "elasticsearch"
+
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.run = Path(settings.run_dir)
+        self.as_root = os.geteuid() == 0
+        base = ROOT_BASE / f"port-{settings.es_port}" if self.as_root else self.run / "elasticsearch"
+        self.base = base
+        self.conf = base / "config"
+        self.data = base / "data"
+        self.logs = base / "logs"
+        self.log_file = self.run / "logs" / "elasticsearch.log"
+        self.pidfile = self.run / "pids" / "elasticsearch.pid"
+
+    def home(self) -> Path:
+        """The unpacked distribution (unpacked once per version)."""
+        v = versions().elasticsearch
+        parent = ROOT_BASE if self.as_root else Path(self.s.home)
+        home = parent / f"elasticsearch-{v}"
+        if (home / "bin" / "elasticsearch").exists():
+            return home
+        dist = fetch_bundle(bundles()["elasticsearch"], Path(self.s.home))
+        archive = next(dist.glob("*.zip"))
+        tmp = parent / f".unpack-{v}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp)
+        inner = tmp / f"elasticsearch-{v}"
+        for script in (inner / "bin").iterdir():
+            script.chmod(0o755)
+        inner.rename(home)
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.info("elasticsearch: unpacked %s into %s", archive.name, home)
+        return home
+
+    def pid(self) -> int | None:
+        return process.read_pid(self.pidfile)
+
+    def health(self) -> dict | None:
+        try:
+            url = f"http://127.0.0.1:{self.s.es_port}/_cluster/health?wait_for_status=yellow&timeout=1s"
+            with urllib.request.urlopen(url, timeout=3) as r:
+                return json.load(r)
+        except Exception:  # noqa: BLE001 - not ready yet
+            return None
+
+    def ready(self) -> bool:
+        h = self.health()
+        return bool(h) and h.get("status") in ("yellow", "green")
+
+    def _write_config(self, home: Path) -> None:
+        self.conf.mkdir(parents=True, exist_ok=True)
+        for name in ("jvm.options", "log4j2.properties"):
+            shutil.copy(home / "config" / name, self.conf / name)
+        (self.conf / "jvm.options.d").mkdir(exist_ok=True)
+        heap = self.s.es_heap
+        (self.conf / "jvm.options.d" / "heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
+        (self.conf / "elasticsearch.yml").write_text("\n".join([
+            "cluster.name: churnstream",
+            "node.name: churnstream-local",
+            "discovery.type: single-node",
+            "network.host: 127.0.0.1",
+            f"http.port: {self.s.es_port}",
+            "transport.port: 0",
+            f"path.data: {self.data}",
+            f"path.logs: {self.logs}",
+            # Single-node demo: never block writes because the disk is fuller than a cluster would like.
+            "cluster.routing.allocation.disk.threshold_enabled: false",
+            "action.destructive_requires_name: false",
+            "xpack.security.enabled: false",
+            "",
+        ]))
+
+    def launch(self) -> int:
+        """Start the process; the caller waits for readiness (so services start in parallel)."""
+        home = self.home()
+        (self.run / "pids").mkdir(parents=True, exist_ok=True)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._write_config(home)
+        env = dict(os.environ, ES_PATH_CONF=str(self.conf), ES_JAVA_HOME=str(java_home()))
+        env.pop("JAVA_HOME", None)
+        cmd = [str(home / "bin" / "elasticsearch")]
+        if self.as_root:
+            _ensure_user()
+            subprocess.run(["chown", "-R", SERVICE_USER, str(self.base), str(home)], check=True)
+            cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
+        pid = process.spawn(cmd, self.log_file, self.pidfile, env=env, cwd=self.base)
+        log.info("elasticsearch: starting on http://127.0.0.1:%d (pid %d, log %s)", self.s.es_port, pid, self.log_file)
+        return pid
+
+
+def _ensure_user() -> None:
+    if subprocess.run(["id", "-u", SERVICE_USER], capture_output=True).returncode == 0:
+        return
+    done = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"could not create the '{SERVICE_USER}' user Elasticsearch runs as when started by root: "
+                        f"{done.stderr.strip()}; create it, or start the stack as a non-root user.")

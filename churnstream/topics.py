@@ -1,0 +1,67 @@
+"""The project's Kafka topics, created idempotently with the right partitions and cleanup policy."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from churnstream import UserError
+from churnstream.settings import Settings
+
+log = logging.getLogger("churnstream.topics")
+
+COMPACT = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+# Customers and offers are tables (latest value per key): compacted. Activity is an event stream.
+TOPICS = (
+    TopicSpec("customer_activity", 3),
+    TopicSpec("customer_details", 3, COMPACT),
+    TopicSpec("customer_offers", 1, COMPACT),
+    TopicSpec("churn_dead_letter", 1),
+)
+
+
+def ensure_topics(settings: Settings, specs=TOPICS) -> list[str]:
+    """Create the missing topics; return the names created. Existing topics are left as they are."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap} ({e}); "
+                        "start it with 'churnstream stack up' or set CHURNSTREAM_KAFKA_BOOTSTRAP.") from None
+    wanted = [s for s in specs if settings.topic(s.name) not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics([NewTopic(settings.topic(s.name), s.partitions, 1, config=s.config)
+                                   for s in wanted], operation_timeout=30)
+    created = []
+    for name, fut in futures.items():
+        try:
+            fut.result()
+            created.append(name)
+            log.info("topics: created %s", name)
+        except Exception as e:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise UserError(f"could not create topic {name}: {e}") from None
+    return created
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka_client_config())
+    for _, fut in admin.delete_topics(names, operation_timeout=30).items():
+        try:
+            fut.result()
+        except Exception:  # noqa: BLE001 - already gone
+            pass

@@ -1,0 +1,43 @@
+"""The pinned versions of every component, read once from versions.toml."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+
+from churnstream import PROJECT_ROOT
+
+MANIFEST = PROJECT_ROOT / "versions.toml"
+
+
+@dataclass(frozen=True)
+class Versions:
+    flink: str
+    flink_scala: str
+    flink_kafka_connector: str
+    flink_es_connector: str
+    kafka: str
+    kafka_scala: str
+    log4j: str
+    elasticsearch: str
+    kibana: str
+
+
+@functools.cache
+def versions() -> Versions:
+    raw = tomllib.loads(MANIFEST.read_text())
+    v = Versions(
+        flink=raw["flink"]["version"],
+        flink_scala=raw["flink"]["scala"],
+        flink_kafka_connector=raw["flink"]["connectors"]["kafka"],
+        flink_es_connector=raw["flink"]["connectors"]["elasticsearch7"],
+        kafka=raw["kafka"]["version"],
+        kafka_scala=raw["kafka"]["scala"],
+        log4j=raw["kafka"]["log4j"],
+        elasticsearch=raw["elasticsearch"]["version"],
+        kibana=raw["kibana"]["version"],
+    )
+    if v.kibana != v.elasticsearch:
+        raise ValueError("versions.toml: kibana.version must equal elasticsearch.version")
+    return v
