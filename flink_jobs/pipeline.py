@@ -1,0 +1,112 @@
+"""Build and run the churn pipeline: sources -> checks -> enrichment -> aggregates -> sinks."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from churnstream import UserError
+from churnstream.pii import hash_key, pseudonym
+from churnstream.settings import Settings
+from flink_jobs import params as job_params
+from flink_jobs import sql_runner
+
+log = logging.getLogger("churnstream.job")
+
+SOURCES = job_params.SQL_DIR / "sources.sql"
+TRANSFORM = job_params.SQL_DIR / "transform.sql"
+SINKS = job_params.SQL_DIR / "sinks.sql"
+PIPELINE = job_params.SQL_DIR / "pipeline.sql"
+
+
+def register_functions(t_env, key: bytes) -> None:
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import udf
+
+    # The key is captured in the function, not written into SQL, so it never shows in plans or logs.
+    @udf(result_type=DataTypes.STRING(), deterministic=True)
+    def pseudonymise(value):
+        return pseudonym(key, value)
+
+    t_env.create_temporary_system_function("pseudonymise", pseudonymise)
+
+
+def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | None = None):
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
+                    else EnvironmentSettings.in_batch_mode())
+    t_env = TableEnvironment.create(env_settings)
+    conf = t_env.get_config()
+    conf.set("parallelism.default", str(settings.parallelism))
+    conf.set("table.local-time-zone", "UTC")
+    conf.set("python.executable", sys.executable)
+    conf.set("python.client.executable", sys.executable)
+    if jars:
+        conf.set("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars))
+    if settings.flink_jobmanager:
+        host, _, port = settings.flink_jobmanager.partition(":")
+        conf.set("execution.target", "remote")
+        conf.set("rest.address", host)
+        conf.set("rest.port", port or "8081")
+    return t_env
+
+
+def configure_checkpoints(t_env, settings: Settings) -> None:
+    conf = t_env.get_config()
+    conf.set("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
+    conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
+    # The default JobManager-memory storage fails above 5 MB of state: keep checkpoints on disk.
+    ckpt = (Path(settings.run_dir) / "checkpoints").resolve()
+    conf.set("state.checkpoint-storage", "filesystem")
+    conf.set("state.checkpoints.dir", ckpt.as_uri())
+    conf.set("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    conf.set("restart-strategy.type", "exponential-delay")
+
+
+def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch"):
+    """Create the table environment with every table and view; returns (t_env, script)."""
+    from churnstream.artifacts import connector_jars
+
+    t_env = table_env(settings, jars=connector_jars(settings))
+    configure_checkpoints(t_env, settings)
+    register_functions(t_env, hash_key(settings))
+    values = job_params.build(settings, opts)
+    script = sql_runner.load([SOURCES, TRANSFORM, SINKS, PIPELINE], values)
+    sql_runner.apply(t_env, script, run_inserts=False)
+    if sink == "print":
+        # Temporary tables shadow the Elasticsearch ones: same schema, printed to stdout instead.
+        for name in ("es_enriched", "es_segments", "es_customers", "es_alerts", "es_sessions", "es_dead_letters"):
+            t_env.execute_sql(f"CREATE TEMPORARY TABLE {name} WITH ('connector' = 'print', "
+                              f"'print-identifier' = '{name}') LIKE default_catalog.default_database.{name} "
+                              "(EXCLUDING OPTIONS)")
+    return t_env, script
+
+
+def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch", wait: bool = True):
+    """Submit the pipeline; with ``wait`` block until it ends (bounded runs end by themselves)."""
+    t0 = time.monotonic()
+    t_env, script = build(settings, opts, sink)
+    stmt_set = t_env.create_statement_set()
+    for ins in script.inserts:
+        stmt_set.add_insert_sql(ins)
+    result = stmt_set.execute()
+    client = result.get_job_client()
+    job_id = client.get_job_id() if client else "?"
+    log.info("job: submitted %s (%d inserts, %s, sink=%s) in %.1f s", job_id, len(script.inserts),
+             "bounded" if opts.bounded else "unbounded", sink, time.monotonic() - t0)
+    if wait:
+        try:
+            result.wait()
+        except Exception as e:  # noqa: BLE001 - surface the root cause in one line
+            raise UserError(f"the Flink job failed: {_root_cause(e)}") from None
+        log.info("job: %s finished after %.1f s", job_id, time.monotonic() - t0)
+    return result
+
+
+def _root_cause(e: Exception) -> str:
+    text = str(e)
+    causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
+    return causes[-1] if causes else text.splitlines()[0] if text else repr(e)

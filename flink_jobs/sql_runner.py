@@ -1,0 +1,152 @@
+"""A small runner for the `.sql` files: comments, SET lines, parameters and statement sets.
+
+- ``-- line`` and ``/* block */`` comments are dropped, except inside quoted strings and
+  identifiers (``'a -- b'`` stays as it is).
+- Statements end with ``;`` outside quotes.
+- ``SET 'key' = 'value';`` goes to the table config.
+- ``EXECUTE STATEMENT SET BEGIN INSERT ...; INSERT ...; END;`` becomes one job.
+- ``${name}`` is replaced by a parameter; its value is escaped for a single-quoted SQL string
+  (``'`` doubled), so a parameter can never end the string it stands in. ``${name:options}``
+  expands a dict into ``'k' = 'v', ...`` WITH-options (for connection properties whose number
+  varies); ``${name:list}`` a sequence into ``'a', 'b'`` (for ``IN (...)``). An unknown parameter is an error, never left in the SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:options|:list)?\}")
+SET_RE = re.compile(r"^SET\s+'([^']+)'\s*=\s*'((?:[^']|'')*)'$", re.IGNORECASE | re.DOTALL)
+BEGIN_SET = re.compile(r"^EXECUTE\s+STATEMENT\s+SET\s+BEGIN\s+", re.IGNORECASE)
+
+
+class SqlError(ValueError):
+    pass
+
+
+def quote(value: object) -> str:
+    return str(value).replace("'", "''")
+
+
+def substitute(sql: str, params: dict[str, object]) -> str:
+    def repl(m: re.Match) -> str:
+        name, kind = m.group(1), m.group(2)
+        if name not in params:
+            raise SqlError(f"SQL parameter ${{{name}}} has no value")
+        value = params[name]
+        if kind == ":options":
+            return ",\n  ".join(f"'{quote(k)}' = '{quote(v)}'" for k, v in dict(value).items())
+        if kind == ":list":
+            return ", ".join(f"'{quote(v)}'" for v in value)
+        return quote(value)
+
+    return PARAM.sub(repl, sql)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split on ``;`` outside quotes/comments; comments removed. Keeps statement-set blocks whole."""
+    out, buf = [], []
+    i, n = 0, len(text)
+    quote_char = None
+    while i < n:
+        c = text[i]
+        if quote_char:
+            buf.append(c)
+            if c == quote_char:
+                if i + 1 < n and text[i + 1] == quote_char:   # doubled quote = escaped
+                    buf.append(text[i + 1])
+                    i += 1
+                else:
+                    quote_char = None
+        elif c in ("'", '"', "`"):
+            quote_char = c
+            buf.append(c)
+        elif text.startswith("--", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end < 0:
+                raise SqlError("unterminated /* comment")
+            i = end + 2
+            buf.append(" ")
+            continue
+        elif c == ";":
+            out.append("".join(buf).strip())
+            buf = []
+        else:
+            buf.append(c)
+        i += 1
+    if quote_char:
+        raise SqlError(f"unterminated quoted string (opened with {quote_char})")
+    tail = "".join(buf).strip()
+    if tail:
+        out.append(tail)
+    # Re-join statement sets: "EXECUTE STATEMENT SET BEGIN a; b; END" was split on its inner ';'.
+    merged, block = [], None
+    for stmt in (s for s in out if s):
+        if block is None and BEGIN_SET.match(stmt):
+            block = [BEGIN_SET.sub("", stmt)]
+        elif block is not None:
+            if stmt.upper() == "END":
+                merged.append(("SET_BLOCK", block))
+                block = None
+            else:
+                block.append(stmt)
+        else:
+            merged.append(stmt)
+    if block is not None:
+        raise SqlError("EXECUTE STATEMENT SET BEGIN without END")
+    return merged
+
+
+@dataclass
+class Script:
+    """A parsed script: config from SET lines, DDL/queries in order, and the inserts of the job."""
+
+    config: dict[str, str] = field(default_factory=dict)
+    statements: list[str] = field(default_factory=list)
+    inserts: list[str] = field(default_factory=list)
+
+
+def parse(text: str, params: dict[str, object]) -> Script:
+    script = Script()
+    for stmt in split_statements(substitute(text, params)):
+        if isinstance(stmt, tuple):
+            script.inserts.extend(stmt[1])
+            continue
+        m = SET_RE.match(stmt)
+        if m:
+            script.config[m.group(1)] = m.group(2).replace("''", "'")
+        elif stmt.upper().startswith("INSERT"):
+            script.inserts.append(stmt)
+        else:
+            script.statements.append(stmt)
+    return script
+
+
+def load(paths: list[Path], params: dict[str, object]) -> Script:
+    merged = Script()
+    for p in paths:
+        s = parse(Path(p).read_text(), params)
+        merged.config.update(s.config)
+        merged.statements.extend(s.statements)
+        merged.inserts.extend(s.inserts)
+    return merged
+
+
+def apply(t_env, script: Script, run_inserts: bool = True):
+    """Execute a script on a TableEnvironment; returns the TableResult of the statement set."""
+    for k, v in script.config.items():
+        t_env.get_config().set(k, v)
+    for stmt in script.statements:
+        t_env.execute_sql(stmt)
+    if not run_inserts or not script.inserts:
+        return None
+    stmt_set = t_env.create_statement_set()
+    for ins in script.inserts:
+        stmt_set.add_insert_sql(ins)
+    return stmt_set.execute()

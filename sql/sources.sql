@@ -1,0 +1,87 @@
+-- Kafka source tables. Connection options are parameters (see flink_jobs/params.py), never hosts.
+
+SET 'table.local-time-zone' = 'UTC';
+-- A partition with no data holds back the watermark (and with it every temporal join and window).
+SET 'table.exec.source.idle-timeout' = '${idle_timeout}';
+
+-- Activity is read as raw text plus Kafka metadata, so a bad record becomes a dead letter instead
+-- of a failed job; fields are parsed and checked in transform.sql.
+CREATE TABLE activity_raw (
+  record_key      STRING,
+  payload         STRING,
+  kafka_partition INT              METADATA FROM 'partition' VIRTUAL,
+  kafka_offset    BIGINT           METADATA FROM 'offset' VIRTUAL,
+  kafka_ts        TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  -- Event time is the payload's event_time when it is plausible, else the Kafka timestamp: a bad
+  -- record (future timestamp, garbage) must not push the watermark.
+  rowtime AS CASE
+    WHEN TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT) IS NOT NULL
+     AND TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT), 3)
+         BETWEEN kafka_ts - INTERVAL '${max_clock_skew_hours}' HOUR AND kafka_ts + INTERVAL '${max_clock_skew_hours}' HOUR
+    THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT), 3)
+    ELSE kafka_ts
+  END,
+  WATERMARK FOR rowtime AS rowtime - INTERVAL '${out_of_orderness_seconds}' SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${topic_activity}',
+  ${kafka_properties:options},
+  'properties.group.id' = '${group_id}',
+  'scan.startup.mode' = '${startup_mode}',
+  'scan.bounded.mode' = '${bounded_mode}',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+-- Customers and offers are versioned tables: the latest value per key on a compacted topic, with
+-- the version's own validity time, so activities are enriched as of their event time.
+CREATE TABLE customers (
+  customer_key  STRING,
+  customer_id   INT,
+  first_name    STRING,
+  last_name     STRING,
+  email         STRING,
+  gender        STRING,
+  income        INT,
+  fico          INT,
+  years_active  INT,
+  updated_at    BIGINT,
+  valid_from AS TO_TIMESTAMP_LTZ(updated_at, 3),
+  PRIMARY KEY (customer_key) NOT ENFORCED,
+  WATERMARK FOR valid_from AS valid_from
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = '${topic_customers}',
+  ${kafka_properties:options},
+  'properties.group.id' = '${group_id}',
+  'scan.bounded.mode' = '${bounded_mode}',
+  'key.format' = 'raw',
+  'value.format' = 'json',
+  'value.json.ignore-parse-errors' = 'true',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+CREATE TABLE offers (
+  offer_key        STRING,
+  offer_id         INT,
+  offer_name       STRING,
+  offer_url        STRING,
+  product_line     STRING,
+  monthly_premium  DOUBLE,
+  updated_at       BIGINT,
+  valid_from AS TO_TIMESTAMP_LTZ(updated_at, 3),
+  PRIMARY KEY (offer_key) NOT ENFORCED,
+  WATERMARK FOR valid_from AS valid_from
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = '${topic_offers}',
+  ${kafka_properties:options},
+  'properties.group.id' = '${group_id}',
+  'scan.bounded.mode' = '${bounded_mode}',
+  'key.format' = 'raw',
+  'value.format' = 'json',
+  'value.json.ignore-parse-errors' = 'true',
+  'value.fields-include' = 'EXCEPT_KEY'
+);

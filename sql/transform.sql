@@ -1,0 +1,213 @@
+-- Transformations only: no connectors here, so tests can run them on literal rows.
+-- Inputs: activity_raw (raw payload + Kafka metadata + rowtime), customers, offers (versioned).
+-- Function: pseudonymise(STRING) -> STRING, a keyed hash registered by the job (the key never
+-- appears in SQL, plans or logs).
+
+-- 1. Parse once.
+CREATE TEMPORARY VIEW activity_parsed AS
+SELECT
+  record_key, payload, kafka_partition, kafka_offset, kafka_ts, rowtime,
+  payload IS JSON OBJECT                         AS is_json,
+  JSON_VALUE(payload, '$.activity_id')           AS activity_id,
+  JSON_VALUE(payload, '$.customer_id')           AS customer_id_text,
+  JSON_VALUE(payload, '$.offer_id')              AS offer_id_text,
+  JSON_VALUE(payload, '$.activity_type')         AS activity_type,
+  JSON_VALUE(payload, '$.channel')               AS channel,
+  JSON_VALUE(payload, '$.propensity_to_churn')   AS propensity_text,
+  JSON_VALUE(payload, '$.ip_address')            AS ip_address,
+  JSON_VALUE(payload, '$.event_time')            AS event_time_text
+FROM activity_raw;
+
+-- 2. Check. The first failing rule names the reason; NULL means valid.
+CREATE TEMPORARY VIEW activity_checked AS
+SELECT *,
+  CASE
+    WHEN payload IS NULL OR CHAR_LENGTH(payload) = 0                      THEN 'empty_payload'
+    WHEN CHAR_LENGTH(payload) > ${max_payload_chars}                      THEN 'oversize_payload'
+    WHEN NOT is_json                                                      THEN 'malformed_json'
+    WHEN activity_id IS NULL OR CHAR_LENGTH(activity_id) = 0              THEN 'missing_activity_id'
+    WHEN customer_id_text IS NULL                                         THEN 'missing_customer_id'
+    WHEN TRY_CAST(customer_id_text AS INT) IS NULL                        THEN 'customer_id_not_integer'
+    WHEN record_key IS NULL                                               THEN 'missing_key'
+    WHEN record_key <> customer_id_text                                   THEN 'key_mismatch'
+    WHEN offer_id_text IS NOT NULL AND TRY_CAST(offer_id_text AS INT) IS NULL THEN 'offer_id_not_integer'
+    WHEN activity_type IS NULL OR activity_type NOT IN (${activity_types:list}) THEN 'unknown_activity_type'
+    WHEN channel IS NULL OR channel NOT IN (${channels:list})             THEN 'unknown_channel'
+    WHEN propensity_text IS NULL                                          THEN 'missing_propensity'
+    WHEN TRY_CAST(propensity_text AS DOUBLE) IS NULL                      THEN 'propensity_not_a_number'
+    -- Written as NOT (in range) so that NaN is caught too.
+    WHEN NOT (TRY_CAST(propensity_text AS DOUBLE) >= 0 AND TRY_CAST(propensity_text AS DOUBLE) <= 1)
+                                                                          THEN 'propensity_out_of_range'
+    WHEN event_time_text IS NULL                                          THEN 'missing_event_time'
+    WHEN TRY_CAST(event_time_text AS BIGINT) IS NULL                      THEN 'event_time_not_integer'
+    WHEN NOT (TO_TIMESTAMP_LTZ(TRY_CAST(event_time_text AS BIGINT), 3)
+              BETWEEN kafka_ts - INTERVAL '${max_clock_skew_hours}' HOUR
+                  AND kafka_ts + INTERVAL '${max_clock_skew_hours}' HOUR) THEN 'event_time_out_of_range'
+    ELSE CAST(NULL AS STRING)
+  END AS dlq_reason
+FROM activity_parsed;
+
+CREATE TEMPORARY VIEW dead_letters AS
+SELECT
+  CONCAT('${topic_activity}', '-', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING)) AS dead_letter_id,
+  dlq_reason                    AS reason,
+  '${topic_activity}'           AS source_topic,
+  kafka_partition               AS source_partition,
+  kafka_offset                  AS source_offset,
+  CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time,
+  payload
+FROM activity_checked
+WHERE dlq_reason IS NOT NULL;
+
+CREATE TEMPORARY VIEW activity_valid AS
+SELECT
+  activity_id,
+  CAST(customer_id_text AS INT)                 AS customer_id,
+  record_key                                    AS customer_key,
+  TRY_CAST(offer_id_text AS INT)                AS offer_id,
+  offer_id_text                                 AS offer_key,
+  activity_type,
+  channel,
+  CAST(propensity_text AS DOUBLE)               AS propensity_to_churn,
+  ip_address,
+  rowtime
+FROM activity_checked
+WHERE dlq_reason IS NULL;
+
+-- 3. Enrich as of the event time (event-time temporal joins): replays give the same answer.
+-- LEFT joins keep activities whose customer/offer is not known yet; customer_known marks them.
+CREATE TEMPORARY VIEW enriched AS
+SELECT
+  a.activity_id,
+  a.customer_id,
+  a.offer_id,
+  a.activity_type,
+  a.channel,
+  a.propensity_to_churn,
+  pseudonymise(a.ip_address)                    AS ip_hash,
+  a.rowtime,
+  c.customer_key IS NOT NULL                    AS customer_known,
+  pseudonymise(c.email)                         AS email_hash,
+  COALESCE(c.gender, 'unknown')                 AS gender,
+  c.income,
+  c.fico,
+  c.years_active,
+  CASE WHEN c.income IS NULL THEN 'unknown'
+       WHEN c.income < 30000 THEN '<30k' WHEN c.income < 60000 THEN '30-60k'
+       WHEN c.income < 100000 THEN '60-100k' WHEN c.income < 150000 THEN '100-150k'
+       ELSE '150k+' END                          AS income_band,
+  CASE WHEN c.fico IS NULL THEN 'unknown'
+       WHEN c.fico < 580 THEN 'poor' WHEN c.fico < 670 THEN 'fair' WHEN c.fico < 740 THEN 'good'
+       WHEN c.fico < 800 THEN 'very good' ELSE 'exceptional' END AS fico_band,
+  CASE WHEN c.years_active IS NULL THEN 'unknown'
+       WHEN c.years_active < 2 THEN '0-1y' WHEN c.years_active < 5 THEN '2-4y'
+       WHEN c.years_active < 10 THEN '5-9y' WHEN c.years_active < 20 THEN '10-19y'
+       ELSE '20y+' END                           AS tenure_band,
+  o.offer_key IS NOT NULL                       AS offer_known,
+  o.offer_name,
+  o.offer_url,
+  o.product_line,
+  o.monthly_premium
+FROM activity_valid AS a
+LEFT JOIN customers FOR SYSTEM_TIME AS OF a.rowtime AS c ON a.customer_key = c.customer_key
+LEFT JOIN offers FOR SYSTEM_TIME AS OF a.rowtime AS o ON a.offer_key = o.offer_key;
+
+-- 4. Rolling churn propensity per segment: sliding (HOP) windows over five dimensions at once.
+CREATE TEMPORARY VIEW segment_events AS
+SELECT e.rowtime, s.dimension, s.segment, e.propensity_to_churn
+FROM enriched AS e
+CROSS JOIN UNNEST(ARRAY[
+  ROW(CAST('activity_type' AS STRING), e.activity_type),
+  ROW(CAST('gender' AS STRING), e.gender),
+  ROW(CAST('income_band' AS STRING), e.income_band),
+  ROW(CAST('fico_band' AS STRING), e.fico_band),
+  ROW(CAST('tenure_band' AS STRING), e.tenure_band)
+]) AS s (dimension, segment);
+
+CREATE TEMPORARY VIEW segment_windows AS
+SELECT
+  CONCAT(DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss'), '|', dimension, '|', segment) AS window_id,
+  window_start,
+  window_end,
+  dimension,
+  segment,
+  COUNT(*)                                                         AS events,
+  AVG(propensity_to_churn)                                         AS avg_propensity,
+  MAX(propensity_to_churn)                                         AS max_propensity,
+  AVG(CASE WHEN propensity_to_churn >= ${high_risk_threshold} THEN 1.0 ELSE 0.0 END) AS high_risk_share
+FROM TABLE(HOP(TABLE segment_events, DESCRIPTOR(rowtime),
+               INTERVAL '${window_slide_seconds}' SECOND, INTERVAL '${window_size_seconds}' SECOND))
+GROUP BY window_start, window_end, dimension, segment;
+
+-- 5. Per-customer rolling state over the customer's recent events (OVER window on event time).
+CREATE TEMPORARY VIEW customer_rolling AS
+SELECT
+  customer_id,
+  activity_id,
+  activity_type,
+  income,
+  rowtime,
+  AVG(propensity_to_churn) OVER recent AS rolling_propensity,
+  COUNT(*) OVER recent                 AS recent_events
+FROM enriched
+WINDOW recent AS (PARTITION BY customer_id ORDER BY rowtime ROWS BETWEEN ${rolling_events_minus_one} PRECEDING AND CURRENT ROW);
+
+CREATE TEMPORARY VIEW customer_state AS
+SELECT
+  customer_id,
+  activity_id                         AS last_activity_id,
+  activity_type                       AS last_activity_type,
+  CAST(rowtime AS TIMESTAMP(3))       AS last_activity_time,
+  rolling_propensity,
+  recent_events,
+  CASE WHEN rolling_propensity >= 0.8 THEN 'critical'
+       WHEN rolling_propensity >= 0.6 THEN 'high'
+       WHEN rolling_propensity >= 0.3 THEN 'medium'
+       ELSE 'low' END                 AS risk_tier,
+  CONCAT(CASE WHEN income >= ${high_value_income} THEN 'high-value' ELSE 'low-value' END, '/',
+         CASE WHEN rolling_propensity >= ${high_risk_threshold} THEN 'high-risk' ELSE 'low-risk' END) AS value_risk_quadrant
+FROM customer_rolling;
+
+-- 6. Churn alerts: one per upward crossing of the threshold by the rolling propensity.
+CREATE TEMPORARY VIEW churn_alerts AS
+SELECT
+  activity_id                          AS alert_id,
+  customer_id,
+  CAST(alert_time AS TIMESTAMP(3))     AS alert_time,
+  previous_propensity,
+  rolling_propensity
+FROM customer_rolling
+MATCH_RECOGNIZE (
+  PARTITION BY customer_id
+  ORDER BY rowtime
+  MEASURES
+    B.activity_id          AS activity_id,
+    B.rowtime              AS alert_time,
+    A.rolling_propensity   AS previous_propensity,
+    B.rolling_propensity   AS rolling_propensity
+  ONE ROW PER MATCH
+  AFTER MATCH SKIP TO LAST B
+  PATTERN (A B)
+  DEFINE
+    A AS A.rolling_propensity < ${alert_threshold},
+    B AS B.rolling_propensity >= ${alert_threshold}
+);
+
+-- 7. Web/mobile sessions: a gap of inactivity closes a session (SESSION window TVF).
+CREATE TEMPORARY VIEW digital_activity AS
+SELECT customer_id, propensity_to_churn, rowtime
+FROM activity_valid
+WHERE channel IN ('web', 'mobile');
+
+CREATE TEMPORARY VIEW sessions AS
+SELECT
+  CONCAT(CAST(customer_id AS STRING), '|', DATE_FORMAT(MIN(rowtime), 'yyyy-MM-dd''T''HH:mm:ss.SSS')) AS session_id,
+  customer_id,
+  CAST(MIN(rowtime) AS TIMESTAMP(3))                         AS session_start,
+  CAST(MAX(rowtime) AS TIMESTAMP(3))                         AS session_end,
+  TIMESTAMPDIFF(SECOND, MIN(rowtime), MAX(rowtime))          AS duration_seconds,
+  COUNT(*)                                                   AS events,
+  AVG(propensity_to_churn)                                   AS avg_propensity
+FROM TABLE(SESSION(TABLE digital_activity PARTITION BY customer_id, DESCRIPTOR(rowtime),
+                   INTERVAL '${session_gap_minutes}' MINUTE))
+GROUP BY customer_id, window_start, window_end;
