@@ -134,7 +134,7 @@ SELECT
   COUNT(*)                                                         AS events,
   AVG(propensity_to_churn)                                         AS avg_propensity,
   MAX(propensity_to_churn)                                         AS max_propensity,
-  AVG(CASE WHEN propensity_to_churn >= ${high_risk_threshold} THEN 1.0 ELSE 0.0 END) AS high_risk_share
+  AVG(CASE WHEN propensity_to_churn >= ${high_risk_threshold} THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS high_risk_share
 FROM TABLE(HOP(TABLE segment_events, DESCRIPTOR(rowtime),
                INTERVAL '${window_slide_seconds}' SECOND, INTERVAL '${window_size_seconds}' SECOND))
 GROUP BY window_start, window_end, dimension, segment;

@@ -1,0 +1,292 @@
+"""What the pipeline must produce, recomputed in plain Python from the records that were sent.
+
+This is deliberately independent of the SQL: its own parsing, its own rules and its own window
+arithmetic, so a bug in one is caught by the other. Input: ``(topic, key, value, timestamp_ms)``
+in the order they were produced (``topic`` is the logical name without prefix).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from flink_jobs.params import JobOptions, _enum_symbols
+
+ACTIVITY_TYPES = frozenset(_enum_symbols("customer_activity.avsc", "activity_type"))
+CHANNELS = frozenset(_enum_symbols("customer_activity.avsc", "channel"))
+HOUR_MS = 3_600_000
+
+
+def iso(ms: int, millis: bool = False) -> str:
+    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ms % 1000:03d}" if millis else "")
+
+
+def band(value, edges, labels):
+    if value is None:
+        return "unknown"
+    for edge, label in zip(edges, labels):
+        if value < edge:
+            return label
+    return labels[-1]
+
+
+def income_band(v):
+    return band(v, (30000, 60000, 100000, 150000), ("<30k", "30-60k", "60-100k", "100-150k", "150k+"))
+
+
+def fico_band(v):
+    return band(v, (580, 670, 740, 800), ("poor", "fair", "good", "very good", "exceptional"))
+
+
+def tenure_band(v):
+    return band(v, (2, 5, 10, 20), ("0-1y", "2-4y", "5-9y", "10-19y", "20y+"))
+
+
+def risk_tier(p: float) -> str:
+    return "critical" if p >= 0.8 else "high" if p >= 0.6 else "medium" if p >= 0.3 else "low"
+
+
+def _int_text(v) -> int | None:
+    """JSON scalar -> int the way the job reads it (TRY_CAST of its text)."""
+    if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
+        return None
+    if isinstance(v, int):
+        return v if -2**31 <= v < 2**31 else None
+    text = str(v).strip()
+    try:
+        n = int(text)
+    except ValueError:
+        return None
+    return n if -2**31 <= n < 2**31 else None
+
+
+def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: JobOptions) -> str | None:
+    """The dead-letter reason for one activity record, or None if it is valid."""
+    if not value:
+        return "empty_payload"
+    text = value.decode("utf-8", errors="replace")
+    if len(text) > opts.max_payload_chars:
+        return "oversize_payload"
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return "malformed_json"
+    if not isinstance(doc, dict):
+        return "malformed_json"
+    if not doc.get("activity_id") and doc.get("activity_id") != 0:
+        return "missing_activity_id"
+    if doc.get("customer_id") is None:
+        return "missing_customer_id"
+    cid = _int_text(doc["customer_id"])
+    if cid is None:
+        return "customer_id_not_integer"
+    if key is None:
+        return "missing_key"
+    if key.decode("utf-8", errors="replace") != _scalar_text(doc["customer_id"]):
+        return "key_mismatch"
+    if doc.get("offer_id") is not None and _int_text(doc["offer_id"]) is None:
+        return "offer_id_not_integer"
+    if doc.get("activity_type") not in ACTIVITY_TYPES:
+        return "unknown_activity_type"
+    if doc.get("channel") not in CHANNELS:
+        return "unknown_channel"
+    p = doc.get("propensity_to_churn")
+    if p is None:
+        return "missing_propensity"
+    try:
+        pf = float(p) if not isinstance(p, bool) else None
+    except (TypeError, ValueError):
+        pf = None
+    if pf is None:
+        return "propensity_not_a_number"
+    if not (0 <= pf <= 1):
+        return "propensity_out_of_range"
+    if doc.get("event_time") is None:
+        return "missing_event_time"
+    et = _int_text(doc["event_time"]) if not isinstance(doc["event_time"], int) else doc["event_time"]
+    if et is None:
+        return "event_time_not_integer"
+    if abs(et - timestamp_ms) > opts.max_clock_skew_hours * HOUR_MS:
+        return "event_time_out_of_range"
+    return None
+
+
+def _reject_constant(name):
+    raise ValueError(name)
+
+
+def _scalar_text(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+@dataclass
+class Expected:
+    """Expected documents per index, keyed by document id."""
+
+    enriched: dict[str, dict]
+    segments: dict[str, dict]
+    customers: dict[str, dict]
+    alerts: dict[str, dict]
+    sessions: dict[str, dict]
+    dead_letters: list[dict]      # ids depend on Kafka offsets: compared as (reason, payload) pairs
+
+    def by_index(self) -> dict[str, object]:
+        return {"enriched": self.enriched, "segments": self.segments, "customers": self.customers,
+                "alerts": self.alerts, "sessions": self.sessions, "dead_letters": self.dead_letters}
+
+
+class Versions:
+    """A versioned table: per key, the value valid at a given time (valid_from <= t)."""
+
+    def __init__(self):
+        self._times: dict[str, list[int]] = defaultdict(list)
+        self._values: dict[str, list[dict]] = defaultdict(list)
+
+    def add(self, key: str, valid_from: int, value: dict) -> None:
+        times = self._times[key]
+        i = bisect.bisect_right(times, valid_from)
+        times.insert(i, valid_from)
+        self._values[key].insert(i, value)
+
+    def as_of(self, key: str | None, t: int) -> dict | None:
+        if key is None or key not in self._times:
+            return None
+        i = bisect.bisect_right(self._times[key], t)
+        return self._values[key][i - 1] if i else None
+
+
+def compute(records, opts: JobOptions, pii_key: bytes) -> Expected:
+    from churnstream.pii import pseudonym
+
+    customers, offers = Versions(), Versions()
+    activities, dead = [], []
+    for topic, key, value, ts in records:
+        if topic == "customer_details":
+            doc = json.loads(value)
+            customers.add(key.decode(), doc["updated_at"], doc)
+        elif topic == "customer_offers":
+            doc = json.loads(value)
+            offers.add(key.decode(), doc["updated_at"], doc)
+        elif topic == "customer_activity":
+            reason = dlq_reason(key, value, ts, opts)
+            if reason:
+                dead.append({"reason": reason, "payload": value.decode("utf-8", errors="replace")})
+            else:
+                activities.append((key.decode(), json.loads(value)))
+
+    enriched = {}
+    events = []   # (event_time, activity_id, row) for the aggregates
+    for key, a in activities:
+        t = _int_text(a["event_time"]) if not isinstance(a["event_time"], int) else a["event_time"]
+        cid = _int_text(a["customer_id"])
+        oid = _int_text(a.get("offer_id")) if a.get("offer_id") is not None else None
+        c = customers.as_of(key, t)   # the job joins on the record key (checked equal to customer_id)
+        o = offers.as_of(None if a.get("offer_id") is None else _scalar_text(a["offer_id"]), t)
+        row = {
+            "activity_id": str(a["activity_id"]), "customer_id": cid, "offer_id": oid,
+            "activity_type": a["activity_type"], "channel": a["channel"],
+            "propensity_to_churn": float(a["propensity_to_churn"]),
+            "ip_hash": pseudonym(pii_key, a.get("ip_address")), "event_time": t,
+            "customer_known": c is not None, "email_hash": pseudonym(pii_key, c["email"]) if c else None,
+            "gender": c["gender"] if c else "unknown", "income": c["income"] if c else None,
+            "fico": c["fico"] if c else None, "years_active": c["years_active"] if c else None,
+            "income_band": income_band(c["income"] if c else None), "fico_band": fico_band(c["fico"] if c else None),
+            "tenure_band": tenure_band(c["years_active"] if c else None),
+            "offer_known": o is not None, "offer_name": o["offer_name"] if o else None,
+            "offer_url": o["offer_url"] if o else None, "product_line": o["product_line"] if o else None,
+            "monthly_premium": o["monthly_premium"] if o else None,
+        }
+        enriched[row["activity_id"]] = row
+        events.append(row)
+
+    state, alerts = _customers(events, opts)
+    return Expected(
+        enriched=enriched,
+        segments=_segments(events, opts),
+        customers=state,
+        alerts=alerts,
+        sessions=_sessions(events, opts),
+        dead_letters=dead,
+    )
+
+
+def _segments(events, opts: JobOptions) -> dict[str, dict]:
+    size, slide = opts.window_size_seconds * 1000, opts.window_slide_seconds * 1000
+    acc: dict[tuple, list[float]] = defaultdict(list)
+    for e in events:
+        t = e["event_time"]
+        last_start = t - (t % slide)
+        for start in range(last_start, t - size, -slide):
+            for dim in ("activity_type", "gender", "income_band", "fico_band", "tenure_band"):
+                acc[(start, dim, e[dim])].append(e["propensity_to_churn"])
+    out = {}
+    for (start, dim, seg), ps in acc.items():
+        wid = f"{iso(start)}|{dim}|{seg}"
+        out[wid] = {"window_id": wid, "window_start": start, "window_end": start + size, "dimension": dim,
+                    "segment": seg, "events": len(ps), "avg_propensity": math.fsum(ps) / len(ps),
+                    "max_propensity": max(ps),
+                    "high_risk_share": sum(1 for p in ps if p >= opts.high_risk_threshold) / len(ps)}
+    return out
+
+
+def _per_customer(events):
+    by_customer = defaultdict(list)
+    for e in events:
+        by_customer[e["customer_id"]].append(e)
+    for evs in by_customer.values():
+        evs.sort(key=lambda e: e["event_time"])
+    return by_customer
+
+
+def _customers(events, opts: JobOptions):
+    state, alerts = {}, {}
+    n = opts.rolling_events
+    for cid, evs in _per_customer(events).items():
+        prev = None
+        window: list[float] = []
+        for e in evs:
+            window.append(e["propensity_to_churn"])
+            recent = window[-n:]
+            rolling = math.fsum(recent) / len(recent)
+            if prev is not None and prev < opts.alert_threshold <= rolling:
+                alerts[e["activity_id"]] = {"alert_id": e["activity_id"], "customer_id": cid,
+                                            "alert_time": e["event_time"], "previous_propensity": prev,
+                                            "rolling_propensity": rolling}
+            prev = rolling
+        last = evs[-1]
+        value = "high-value" if (last["income"] or 0) >= opts.high_value_income else "low-value"
+        risk = "high-risk" if rolling >= opts.high_risk_threshold else "low-risk"
+        state[str(cid)] = {"customer_id": cid, "last_activity_id": last["activity_id"],
+                           "last_activity_type": last["activity_type"], "last_activity_time": last["event_time"],
+                           "rolling_propensity": rolling, "recent_events": len(window[-n:]),
+                           "risk_tier": risk_tier(rolling), "value_risk_quadrant": f"{value}/{risk}"}
+    return state, alerts
+
+
+def _sessions(events, opts: JobOptions) -> dict[str, dict]:
+    gap = opts.session_gap_minutes * 60_000
+    out = {}
+    digital = [e for e in events if e["channel"] in ("web", "mobile")]
+    for cid, evs in _per_customer(digital).items():
+        sessions, current = [], [evs[0]]
+        for e in evs[1:]:
+            # Flink merges session windows [t, t + gap) that touch, so a gap of exactly `gap` still merges.
+            if e["event_time"] - current[-1]["event_time"] > gap:
+                sessions.append(current)
+                current = [e]
+            else:
+                current.append(e)
+        sessions.append(current)
+        for s in sessions:
+            start, end = s[0]["event_time"], s[-1]["event_time"]
+            sid = f"{cid}|{iso(start, millis=True)}"
+            ps = [e["propensity_to_churn"] for e in s]
+            out[sid] = {"session_id": sid, "customer_id": cid, "session_start": start, "session_end": end,
+                        "duration_seconds": (end - start) // 1000, "events": len(s),
+                        "avg_propensity": math.fsum(ps) / len(ps)}
+    return out
