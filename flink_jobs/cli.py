@@ -1,2 +1,56 @@
-def add_parser(sub):
-    pass
+"""`churnstream job`: run the churn pipeline locally (mini-cluster) or on a remote Flink cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from churnstream import UserError
+from flink_jobs.params import JobOptions
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("job", help="run the Flink churn pipeline")
+    p.add_argument("--bounded", action="store_true",
+                   help="stop at the end of what is in Kafka now (default: run until stopped)")
+    p.add_argument("--sink", choices=["elasticsearch", "print"], default="elasticsearch",
+                   help="where results go (print: stdout, for a quick look)")
+    p.add_argument("--startup", choices=["earliest-offset", "latest-offset", "group-offsets"],
+                   default="earliest-offset", help="where to start reading")
+    p.add_argument("--jobmanager", metavar="HOST:PORT",
+                   help="submit to this Flink session cluster instead of the local mini-cluster "
+                        "(or set CHURNSTREAM_FLINK_JOBMANAGER)")
+    p.add_argument("--window-size", type=int, default=JobOptions.window_size_seconds, metavar="SECONDS")
+    p.add_argument("--window-slide", type=int, default=JobOptions.window_slide_seconds, metavar="SECONDS")
+    p.add_argument("--alert-threshold", type=float, default=JobOptions.alert_threshold)
+    p.add_argument("--no-templates", action="store_true", help="do not install the index templates first")
+    p.set_defaults(func=run)
+
+
+def options_from_args(args) -> JobOptions:
+    if args.window_slide <= 0 or args.window_size <= 0:
+        raise UserError("--window-size and --window-slide must be positive numbers of seconds.")
+    if args.window_size % args.window_slide:
+        raise UserError("--window-size must be a multiple of --window-slide (e.g. 60 and 10).")
+    if not 0 < args.alert_threshold < 1:
+        raise UserError("--alert-threshold must be between 0 and 1 (e.g. 0.7).")
+    return dataclasses.replace(JobOptions(), bounded=args.bounded, startup_mode=args.startup,
+                               window_size_seconds=args.window_size, window_slide_seconds=args.window_slide,
+                               alert_threshold=args.alert_threshold)
+
+
+def run(args, settings) -> int:
+    from churnstream.health import require_elasticsearch, require_kafka
+    from flink_jobs import pipeline
+
+    opts = options_from_args(args)
+    if args.jobmanager:
+        settings = settings.with_(flink_jobmanager=args.jobmanager)
+    require_kafka(settings)
+    if args.sink == "elasticsearch":
+        require_elasticsearch(settings)
+        if not args.no_templates:
+            from kibana.templates import install_templates
+
+            install_templates(settings)
+    pipeline.run(settings, opts, sink=args.sink, wait=True)
+    return 0

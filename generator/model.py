@@ -102,6 +102,11 @@ class Customers:
             self.risk.append(0.0)
             self.band.append(0)
             self._derive(i, rng.uniform(-0.04, 0.04))
+        # numpy mirrors for the vectorised activity loop (kept in step by _derive)
+        import numpy as np
+
+        self.risk_np = np.array(self.risk, dtype=np.float64)
+        self.band_np = np.array(self.band, dtype=np.int64)
 
     @staticmethod
     def _clamp(v, bounds):
@@ -113,6 +118,9 @@ class Customers:
         r = min(max(base_risk(d["years_active"], d["fico"], d["income"]) + noise, 0.01), 0.95)
         self.risk[i] = r
         self.band[i] = bisect(RISK_BANDS, r) * 2 + (d["years_active"] == 0)
+        if hasattr(self, "band_np"):
+            self.risk_np[i] = r
+            self.band_np[i] = self.band[i]
 
     def update(self, i: int, rng: random.Random, at_ms: int) -> dict:
         """A new version of customer i: income moves (raise, job loss), credit drifts."""

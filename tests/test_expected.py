@@ -1,0 +1,123 @@
+"""The independent recomputation's own rules, on literal values."""
+
+import json
+
+import pytest
+
+from churnstream import expected as ex
+from flink_jobs.params import JobOptions
+
+OPTS = JobOptions()
+T = 1_700_000_000_000
+
+
+def activity(**over):
+    doc = {"activity_id": "a1", "customer_id": 7, "offer_id": 3, "activity_type": "login", "channel": "web",
+           "propensity_to_churn": 0.5, "ip_address": "10.0.0.1", "event_time": T}
+    doc.update(over)
+    return json.dumps({k: v for k, v in doc.items() if v is not ...}).encode()
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    (b"7", b"", "empty_payload"),
+    (b"7", b"{broken", "malformed_json"),
+    (b"7", b"[1, 2]", "malformed_json"),
+    (b"7", b'{"propensity_to_churn": NaN}', "malformed_json"),
+    (b"7", activity(activity_id=...), "missing_activity_id"),
+    (b"7", activity(customer_id=...), "missing_customer_id"),
+    (b"7", activity(customer_id="abc"), "customer_id_not_integer"),
+    (None, activity(), "missing_key"),
+    (b"8", activity(), "key_mismatch"),
+    (b"7", activity(offer_id="x"), "offer_id_not_integer"),
+    (b"7", activity(activity_type="dance"), "unknown_activity_type"),
+    (b"7", activity(channel="fax"), "unknown_channel"),
+    (b"7", activity(propensity_to_churn=...), "missing_propensity"),
+    (b"7", activity(propensity_to_churn="high"), "propensity_not_a_number"),
+    (b"7", activity(propensity_to_churn=1.5), "propensity_out_of_range"),
+    (b"7", activity(propensity_to_churn=-0.1), "propensity_out_of_range"),
+    (b"7", activity(propensity_to_churn="NaN"), "propensity_out_of_range"),
+    (b"7", activity(event_time=...), "missing_event_time"),
+    (b"7", activity(event_time="soon"), "event_time_not_integer"),
+    (b"7", activity(event_time=T + 25 * 3_600_000), "event_time_out_of_range"),
+    (b"7", b"{" + b'"x": "' + b"a" * 70_000 + b'"}', "oversize_payload"),
+    (b"7", activity(), None),
+    (b"7", activity(offer_id=None), None),
+    (b"7", activity(propensity_to_churn=1), None),
+])
+def test_dead_letter_reasons(key, value, reason):
+    assert ex.dlq_reason(key, value, T, OPTS) == reason
+
+
+@pytest.mark.parametrize("p, tier", [(0.0, "low"), (0.2999, "low"), (0.3, "medium"), (0.6, "high"),
+                                     (0.7999, "high"), (0.8, "critical"), (1.0, "critical")])
+def test_risk_tier_boundaries(p, tier):
+    assert ex.risk_tier(p) == tier
+
+
+def test_bands_at_their_edges():
+    assert [ex.income_band(v) for v in (None, 29999, 30000, 99999, 100000, 150000)] == \
+        ["unknown", "<30k", "30-60k", "60-100k", "100-150k", "150k+"]
+    assert [ex.fico_band(v) for v in (579, 580, 669, 670, 739, 740, 799, 800)] == \
+        ["poor", "fair", "fair", "good", "good", "very good", "very good", "exceptional"]
+    assert [ex.tenure_band(v) for v in (0, 1, 2, 4, 5, 9, 10, 19, 20)] == \
+        ["0-1y", "0-1y", "2-4y", "2-4y", "5-9y", "5-9y", "10-19y", "10-19y", "20y+"]
+
+
+def test_versioned_lookup_is_as_of_event_time():
+    v = ex.Versions()
+    v.add("1", 100, {"v": "old"})
+    v.add("1", 200, {"v": "new"})
+    assert v.as_of("1", 99) is None
+    assert v.as_of("1", 100)["v"] == "old"
+    assert v.as_of("1", 199)["v"] == "old"
+    assert v.as_of("1", 200)["v"] == "new"
+    assert v.as_of("2", 500) is None
+
+
+def _rows(*specs):
+    """(customer, time offset ms, propensity, channel) -> enriched-like rows."""
+    return [{"activity_id": f"a{i}", "customer_id": c, "event_time": T + dt, "propensity_to_churn": p,
+             "channel": ch, "activity_type": "login", "gender": "male", "income_band": "<30k",
+             "fico_band": "good", "tenure_band": "0-1y", "income": 20000}
+            for i, (c, dt, p, ch) in enumerate(specs)]
+
+
+def test_hop_windows_hand_computed():
+    opts = JobOptions(window_size_seconds=20, window_slide_seconds=10)
+    t0 = T - T % 10_000          # a window boundary
+    rows = _rows((1, t0 - T + 1_000, 0.2, "web"), (1, t0 - T + 12_000, 0.8, "web"))
+    seg = {k: v for k, v in ex._segments(rows, opts).items() if "|gender|" in k}
+    by_start = {v["window_start"] - t0: (v["events"], v["avg_propensity"], v["max_propensity"], v["high_risk_share"])
+                for v in seg.values()}
+    assert by_start == {-10_000: (1, 0.2, 0.2, 0.0), 0: (2, 0.5, 0.8, 0.5), 10_000: (1, 0.8, 0.8, 1.0)}
+
+
+def test_alert_once_per_upward_crossing():
+    opts = JobOptions(rolling_events=1, alert_threshold=0.7)
+    rows = _rows(*[(1, i * 1000, p, "web") for i, p in enumerate([0.5, 0.8, 0.9, 0.6, 0.75, 0.2])])
+    _, alerts = ex._customers(rows, opts)
+    assert sorted(alerts) == ["a1", "a4"]
+
+
+def test_first_event_above_threshold_is_not_a_crossing():
+    opts = JobOptions(rolling_events=1, alert_threshold=0.7)
+    _, alerts = ex._customers(_rows((1, 0, 0.9, "web")), opts)
+    assert alerts == {}
+
+
+def test_rolling_state_and_quadrant():
+    opts = JobOptions(rolling_events=2)
+    state, _ = ex._customers(_rows((1, 0, 0.1, "web"), (1, 1000, 0.5, "web"), (1, 2000, 0.9, "web")), opts)
+    s = state["1"]
+    assert s["rolling_propensity"] == pytest.approx(0.7) and s["recent_events"] == 2
+    assert s["risk_tier"] == "high" and s["value_risk_quadrant"] == "low-value/high-risk"
+    assert s["last_activity_id"] == "a2"
+
+
+def test_sessions_split_only_beyond_the_gap():
+    gap = 30 * 60_000
+    rows = _rows((1, 0, 0.2, "web"), (1, gap, 0.4, "mobile"),              # exactly the gap: same session
+                 (1, 2 * gap + 1, 0.6, "web"),                             # gap + 1 ms: new session
+                 (1, 2 * gap + 5, 0.9, "call_center"))                     # not digital: ignored
+    sessions = ex._sessions(rows, JobOptions())
+    assert sorted((s["events"], s["duration_seconds"]) for s in sessions.values()) == [(1, 0), (2, 1800)]
