@@ -10,8 +10,6 @@ timestamps differ between runs.
 
 from __future__ import annotations
 
-import hashlib
-import random
 from typing import Iterator
 
 import orjson
@@ -53,11 +51,6 @@ def _json_default(v):
 
 def _json(d: dict, _dumps=orjson.dumps, _default=_json_default) -> bytes:
     return _dumps(d, default=_default)
-
-
-def id_prefix(seed: int) -> str:
-    """Activity ids are '<8 hex of the seed>-<k>': unique per run seed, stable across re-runs."""
-    return hashlib.sha1(str(seed).encode()).hexdigest()[:8] + "-"
 
 
 class World:

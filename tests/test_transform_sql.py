@@ -1,0 +1,155 @@
+"""The transformation SQL (sql/transform.sql) on literal rows, in a local Flink mini-cluster.
+
+One harness (one set of input files) serves every check, to keep Flink job starts few.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flink_jobs.params import JobOptions
+from sqlharness import T0, Harness, activity_row, customer_row, offer_row
+
+pytestmark = pytest.mark.flink
+
+GAP = 30 * 60_000
+OPTS = JobOptions(bounded=True, window_size_seconds=20, window_slide_seconds=10, rolling_events=1,
+                  alert_threshold=0.7)
+
+
+def act(aid, cid, t, p, channel="web", offer=1, **over):
+    doc = {"activity_id": aid, "customer_id": cid, "offer_id": offer, "activity_type": "login",
+           "channel": channel, "propensity_to_churn": p, "ip_address": "203.0.113.9", "event_time": t}
+    doc.update(over)
+    return {k: v for k, v in doc.items() if v is not ...}
+
+
+DLQ_CASES = {
+    "empty_payload": ("1", ""),
+    "malformed_json": ("1", '{"activity_id": "x", '),
+    "oversize_payload": ("1", json.dumps({"pad": "a" * 70_000})),
+    "missing_activity_id": ("1", act(..., 1, T0, 0.5)),
+    "missing_customer_id": ("1", act("d1", ..., T0, 0.5)),
+    "customer_id_not_integer": ("abc", act("d2", "abc", T0, 0.5)),
+    "missing_key": (None, act("d3", 1, T0, 0.5)),
+    "key_mismatch": ("2", act("d4", 1, T0, 0.5)),
+    "offer_id_not_integer": ("1", act("d5", 1, T0, 0.5, offer="gold")),
+    "unknown_activity_type": ("1", act("d6", 1, T0, 0.5, activity_type="dance")),
+    "unknown_channel": ("1", act("d7", 1, T0, 0.5, channel="fax")),
+    "missing_propensity": ("1", act("d8", 1, T0, ...)),
+    "propensity_not_a_number": ("1", act("d9", 1, T0, "high")),
+    "propensity_out_of_range": ("1", act("d10", 1, T0, 1.5)),
+    "missing_event_time": ("1", act("d11", 1, ..., 0.5)),
+    "event_time_not_integer": ("1", act("d12", 1, "soon", 0.5)),
+    "event_time_out_of_range": ("1", act("d13", 1, T0 + 48 * 3_600_000, 0.5)),
+}
+
+
+@pytest.fixture(scope="module")
+def h(tmp_path_factory):
+    rows, offset = [], 0
+
+    def add(key, payload, kafka_ms):
+        nonlocal offset
+        rows.append(activity_row(key, payload, offset, kafka_ms))
+        offset += 1
+
+    # Customer 1: tenure band 20y+ (only them), income changes at T0+9.5 s; propensities cross 0.7 twice.
+    for i, p in enumerate([0.5, 0.8, 0.9, 0.6, 0.75]):
+        t = T0 + 7_000 + i * 1_000
+        add("1", act(f"c1-{i}", 1, t, p), t)
+    add("2", act("c2-0", 2, T0 + 1_000, 0.6), T0 + 1_000)          # sees the late-arriving update
+    add("3", act("c3-0", 3, T0 + 1_000, 0.3, channel="mobile"), T0 + 1_000)
+    add("4", act("c4-0", 4, T0 + 1_000, 0.8, offer=None), T0 + 1_000)
+    add("5", act("c5-0", 5, T0 + 1_000, 0.2999, offer=7), T0 + 1_000)   # unknown offer
+    add("99", act("c99-0", 99, T0 + 500, 0.1), T0 + 500)            # unknown customer
+    for reason, (key, payload) in DLQ_CASES.items():
+        add(key, payload, T0)
+    # Customer 6 sessions: exactly the gap merges, gap + 1 ms splits (last, so nothing else is late).
+    for i, dt in enumerate([0, GAP, 2 * GAP + 1]):
+        add("6", act(f"c6-{i}", 6, T0 + 12_000 + dt, 0.4), T0 + 12_000 + dt)
+
+    customers = [
+        customer_row(1, T0 - 10, years_active=25, income=40_000),
+        customer_row(1, T0 + 9_500, years_active=25, income=90_000),
+        customer_row(2, T0 - 10, income=100_000),
+        customer_row(3, T0 - 10, income=100_000),
+        customer_row(4, T0 - 10, income=250_000),
+        customer_row(5, T0 - 10),
+        customer_row(6, T0 - 10),
+        customer_row(2, T0 + 500, income=99_999),   # written after, valid before c2-0: must be used
+    ]
+    offers = [offer_row(1, T0 - 10)]
+    return Harness(tmp_path_factory.mktemp("sql"), rows, customers, offers, OPTS)
+
+
+@pytest.fixture(scope="module")
+def enriched(h):
+    cols = ("activity_id", "customer_known", "income", "offer_known", "offer_name", "gender", "tenure_band",
+            "email_hash", "ip_hash")
+    return {r[0]: dict(zip(cols, r)) for r in h.rows("enriched", *cols)}
+
+
+def test_temporal_join_uses_the_version_valid_at_event_time(enriched):
+    assert [enriched[f"c1-{i}"]["income"] for i in range(5)] == [40_000, 40_000, 40_000, 90_000, 90_000]
+    assert enriched["c2-0"]["income"] == 99_999
+
+
+def test_unknown_customer_and_offer_are_kept_and_marked(enriched):
+    assert enriched["c99-0"]["customer_known"] is False and enriched["c99-0"]["gender"] == "unknown"
+    assert enriched["c5-0"]["offer_known"] is False and enriched["c5-0"]["offer_name"] is None
+    assert enriched["c4-0"]["offer_known"] is False          # no offer at all
+    assert enriched["c1-0"]["offer_name"] == "Offer 1"
+
+
+def test_every_valid_activity_is_enriched_once(enriched):
+    assert len(enriched) == 5 + 5 + 3
+
+
+def test_pii_is_pseudonymised(enriched):
+    from churnstream.pii import pseudonym
+
+    row = enriched["c1-0"]
+    assert row["email_hash"] == pseudonym(b"test-key", "c1@example.com")
+    assert row["ip_hash"] == pseudonym(b"test-key", "203.0.113.9")
+    assert "@" not in row["email_hash"] and "203.0" not in row["ip_hash"]
+
+
+def test_every_dead_letter_reason(h):
+    got = sorted(r[0] for r in h.rows("dead_letters", "reason"))
+    assert got == sorted(DLQ_CASES)
+
+
+def test_hop_windows_hand_computed(h):
+    rows = h.rows("segment_windows", "window_start", "dimension", "segment", "events", "avg_propensity",
+                  "max_propensity", "high_risk_share")
+    mine = {}
+    for start, dim, seg, n, avg, mx, share in rows:
+        if dim == "tenure_band" and seg == "20y+":
+            mine[int(start.timestamp() * 1000) - T0] = (n, round(avg, 9), mx, round(share, 9))
+    assert mine == {
+        -10_000: (3, round((0.5 + 0.8 + 0.9) / 3, 9), 0.9, round(2 / 3, 9)),
+        0: (5, round((0.5 + 0.8 + 0.9 + 0.6 + 0.75) / 5, 9), 0.9, 0.8),
+        10_000: (2, 0.675, 0.75, 1.0),
+    }
+
+
+def test_risk_tiers_and_quadrants_at_boundaries(h):
+    state = {r[0]: r[1:] for r in h.rows("customer_state", "customer_id", "risk_tier", "value_risk_quadrant")}
+    assert state[2] == ("high", "low-value/high-risk")       # 0.6, income 99 999
+    assert state[3] == ("medium", "high-value/low-risk")     # 0.3, income 100 000
+    assert state[4] == ("critical", "high-value/high-risk")  # 0.8
+    assert state[5] == ("low", "low-value/low-risk")         # 0.2999
+    assert state[1] == ("high", "low-value/high-risk")       # last event 0.75, income 90 000
+
+
+def test_alert_once_per_upward_crossing(h):
+    alerts = sorted(r[0] for r in h.rows("churn_alerts", "alert_id"))
+    assert alerts == ["c1-1", "c1-4"]
+
+
+def test_sessions_split_beyond_exactly_thirty_minutes(h):
+    rows = [r for r in h.rows("sessions", "customer_id", "events", "duration_seconds") if r[0] == 6]
+    assert sorted(rows) == [(6, 1, 0), (6, 2, 1800)]
