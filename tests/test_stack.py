@@ -1,0 +1,158 @@
+"""The local stack is the real thing: Apache Kafka (KRaft) and Elasticsearch, started by us."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from churnstream.localstack import process
+from churnstream.localstack import stack as local_stack
+from churnstream.settings import Settings
+from churnstream.versions import versions
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args, env=None, timeout=60):
+    return subprocess.run([sys.executable, "-m", "churnstream", *args], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})), timeout=timeout)
+
+
+def test_broker_is_apache_kafka_in_kraft_mode(stack, base_settings):
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient(stack.kafka_client_config())
+    md = admin.list_topics(timeout=10)
+    broker_id = next(iter(md.brokers))
+    res = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
+    configs = admin.describe_configs([res])[res].result()
+    assert configs["process.roles"].value == "broker,controller"     # KRaft, no ZooKeeper
+    # The process serving the port runs Apache Kafka's own main class from the pinned jars.
+    pid = process.read_pid(Path(base_settings.run_dir) / "pids" / "kafka.pid")
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    assert " kafka.Kafka " in cmdline
+    libs = cmdline.split(" -cp ")[1].split()[0].rstrip("*")
+    assert (Path(libs) / f"kafka_{versions().kafka_scala}-{versions().kafka}.jar").exists()
+
+
+def test_produce_and_consume_round_trip(stack):
+    from confluent_kafka import Consumer, Producer
+    from churnstream.topics import TopicSpec, ensure_topics
+
+    topic = stack.topic("probe")
+    ensure_topics(stack, [TopicSpec("probe", 2)])
+    p = Producer(dict(stack.kafka_client_config(), **{"enable.idempotence": True, "acks": "all"}))
+    sent = {f"k{i}".encode(): f"v{i}".encode() for i in range(200)}
+    for k, v in sent.items():
+        p.produce(topic, key=k, value=v)
+    assert p.flush(10) == 0
+    c = Consumer(dict(stack.kafka_client_config(), **{"group.id": f"g{uuid.uuid4().hex}",
+                                                       "auto.offset.reset": "earliest",
+                                                       "session.timeout.ms": 6000}))
+    c.subscribe([topic])
+    got = {}
+    deadline = time.monotonic() + 30
+    while len(got) < len(sent) and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is not None and not m.error():
+            got[m.key()] = m.value()
+    c.close()
+    assert got == sent
+
+
+def test_table_topics_are_compacted(stack):
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient(stack.kafka_client_config())
+    md = admin.list_topics(timeout=10)
+    assert len(md.topics[stack.topic("customer_activity")].partitions) == 3
+    for name, policy in (("customer_details", "compact"), ("customer_offers", "compact"),
+                         ("customer_activity", "delete")):
+        res = ConfigResource(ConfigResource.Type.TOPIC, stack.topic(name))
+        assert admin.describe_configs([res])[res].result()["cleanup.policy"].value == policy
+
+
+def test_elasticsearch_indexes_and_aggregates(stack):
+    from elasticsearch import helpers
+
+    es = stack.es_client()
+    assert es.info()["version"]["number"] == versions().elasticsearch
+    index = stack.index("probe")
+    docs = [{"_index": index, "_id": str(i), "kind": "ab"[i % 2], "value": i} for i in range(100)]
+    helpers.bulk(es, docs, refresh="wait_for")
+    r = es.search(index=index, size=0, aggs={"k": {"terms": {"field": "kind.keyword"},
+                                                   "aggs": {"avg": {"avg": {"field": "value"}}}}})
+    buckets = {b["key"]: (b["doc_count"], b["avg"]["value"]) for b in r["aggregations"]["k"]["buckets"]}
+    assert buckets == {"a": (50, 49.0), "b": (50, 50.0)}
+
+
+def test_up_on_a_running_stack_is_a_no_op(base_settings):
+    before = [r["pid"] for r in local_stack.status(base_settings)]
+    t0 = time.monotonic()
+    local_stack.up(base_settings)
+    assert [r["pid"] for r in local_stack.status(base_settings)] == before
+    assert time.monotonic() - t0 < 5
+
+
+def _taken_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s
+
+
+def test_port_in_use_is_one_sentence_and_exit_2(tmp_path):
+    with _taken_port() as s:
+        port = s.getsockname()[1]
+        r = cli("stack", "up", env={"CHURNSTREAM_RUN_DIR": str(tmp_path), "CHURNSTREAM_KAFKA_PORT": str(port)})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: port {port} (needed by kafka) is already in use by another process; "
+        f"stop that process or choose a free port with CHURNSTREAM_KAFKA_PORT=<port>.")
+
+
+def test_missing_kafka_fails_fast_with_the_fix():
+    t0 = time.monotonic()
+    r = cli("job", "--bounded", env={"CHURNSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: Kafka is not reachable at 127.0.0.1:1; start the local stack with 'churnstream stack up' "
+        "or point CHURNSTREAM_KAFKA_BOOTSTRAP at your broker.")
+    assert time.monotonic() - t0 < 20
+
+
+def test_bad_flag_is_one_sentence_and_exit_2():
+    r = cli("stack", "sideways")
+    assert r.returncode == 2
+    assert "error: argument action: invalid choice: 'sideways'" in r.stderr
+    assert r.stderr.strip().endswith("run 'churnstream stack --help' for the valid options.")
+
+
+@pytest.mark.slow
+def test_a_second_stack_starts_twice_safely_and_stops_completely(tmp_path, stack):
+    """A whole extra stack on other ports: up, up again (no-op), down leaves no process of ours."""
+    ports = []
+    for _ in range(3):
+        with _taken_port() as s:
+            ports.append(s.getsockname()[1])
+    s = Settings.from_env().with_(run_dir=str(tmp_path / "run"), kafka_port=ports[0],
+                                  kafka_controller_port=ports[1], es_port=ports[2], es_heap="512m",
+                                  kafka_heap="512m")
+    try:
+        local_stack.up(s)
+        pids = [r["pid"] for r in local_stack.status(s)]
+        assert all(pids) and all(r["ready"] for r in local_stack.status(s))
+        local_stack.up(s)
+        assert [r["pid"] for r in local_stack.status(s)] == pids
+    finally:
+        assert sorted(local_stack.down(s)) == ["elasticsearch", "kafka"]
+    assert not any(process.alive(p) for p in pids)
+    assert not process.port_open(ports[0]) and not process.port_open(ports[2])
+    assert all(not r["running"] for r in local_stack.status(s))
