@@ -44,6 +44,35 @@ def _fetch(args, settings: Settings) -> int:
     return 0
 
 
+def _topics(args, settings: Settings) -> int:
+    from churnstream.health import require_kafka
+    from churnstream.topics import ensure_topics
+
+    require_kafka(settings)
+    created = ensure_topics(settings)
+    print("created: " + (", ".join(created) if created else "none (all topics exist)"))
+    return 0
+
+
+def _verify(args, settings: Settings) -> int:
+    from churnstream.expected import compute
+    from churnstream.health import require_elasticsearch
+    from churnstream.pii import hash_key
+    from churnstream.verify import format_reports, verify
+    from flink_jobs.params import JobOptions
+    from generator import expected_records
+
+    try:
+        ledger = json.loads(open(args.ledger).read())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the ledger {args.ledger} ({e}); pass the file 'churnstream generate --ledger' wrote.")
+    require_elasticsearch(settings)
+    records = ((r.topic, r.key, r.value, r.timestamp_ms) for r in expected_records(ledger))
+    reports = verify(settings, compute(records, JobOptions(), hash_key(settings)))
+    print(format_reports(reports))
+    return 0 if all(r.ok for r in reports) else 1
+
+
 def _settings(args, settings: Settings) -> int:
     print(json.dumps(settings.redacted(), indent=2))
     return 0
@@ -60,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stack", help="the local Kafka + Elasticsearch stack")
     s.add_argument("action", choices=["up", "status", "down"])
     s.set_defaults(func=_stack)
+
+    s = sub.add_parser("topics", help="create the project's Kafka topics (idempotent)")
+    s.set_defaults(func=_topics)
+
+    s = sub.add_parser("verify", help="recompute every index from a generator ledger and compare with Elasticsearch")
+    s.add_argument("--ledger", required=True, help="the JSON ledger written by 'churnstream generate --ledger'")
+    s.set_defaults(func=_verify)
 
     s = sub.add_parser("settings", help="print the effective settings (secrets as ***)")
     s.set_defaults(func=_settings)

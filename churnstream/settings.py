@@ -21,6 +21,7 @@ class Settings:
     # Where things are.
     kafka_bootstrap: str = "127.0.0.1:9092"
     es_url: str = "http://127.0.0.1:9200"
+    kibana_url: str = "http://127.0.0.1:5601"   # only the compose stack runs Kibana
     flink_jobmanager: str = ""            # host:port of a remote session cluster; empty = local mini-cluster
     # Kafka client security (SASL/TLS); PLAINTEXT by default for the local stack.
     kafka_security_protocol: str = "PLAINTEXT"
@@ -31,6 +32,7 @@ class Settings:
     # Elasticsearch credentials (empty = security off, as on the local stack).
     es_username: str = ""
     es_password: str = field(default="", metadata=SECRET)
+    kibana_system_password: str = field(default="", metadata=SECRET)   # set by the compose setup service
     # Names.
     topic_prefix: str = ""
     index_prefix: str = "churn-"

@@ -50,3 +50,34 @@ def stack(base_settings):
         pass
     if not was_running and not os.environ.get("CHURNSTREAM_KEEP_STACK"):
         local_stack.down(base_settings)
+
+
+class PipelineRun:
+    """One seeded pipeline run shared by every end-to-end test: generator -> Kafka -> Flink -> ES."""
+
+    def __init__(self, settings, config, ledger, opts, expected):
+        self.settings, self.config, self.ledger, self.opts, self.expected = settings, config, ledger, opts, expected
+
+
+# Fixed start time: the same seed and options give the same records, and the same expected results.
+PIPELINE_START_MS = 1_767_225_600_000   # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(stack):
+    from churnstream.expected import compute
+    from churnstream.pii import hash_key
+    from flink_jobs import pipeline
+    from flink_jobs.params import JobOptions
+    from generator import GeneratorConfig, expected_records, produce
+    from kibana.templates import install_templates
+
+    install_templates(stack)
+    config = GeneratorConfig(seed=7, customers=300, offers=15, activities=6_000, start_ms=PIPELINE_START_MS,
+                             events_per_second=10.0, skew="zipf", customer_update_rate=0.02, late_rate=0.02,
+                             duplicate_rate=0.0, malformed_rate=0.005, invalid_rate=0.005)
+    ledger = produce(stack, config, rate=0, workers=1, progress=False)
+    opts = JobOptions(bounded=True)
+    pipeline.run(stack, opts, wait=True)
+    records = [(r.topic, r.key, r.value, r.timestamp_ms) for r in expected_records(config)]
+    return PipelineRun(stack, config, ledger, opts, compute(records, opts, hash_key(stack)))

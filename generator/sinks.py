@@ -1,0 +1,187 @@
+"""Where records go: Kafka (the load injector), stdout (--dry-run) or files (--out DIR).
+
+Every sink takes batches of (topic, key, value, timestamp_ms, kind) tuples and an optional token
+bucket, and reports per-topic failures; none of them drops a record without counting it.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from pathlib import Path
+
+from churnstream import UserError
+
+PROBE_TIMEOUT_S = 5.0
+FLUSH_TIMEOUT_S = 60.0
+
+
+def producer_config(settings) -> dict:
+    """Safe by default: nothing is lost or duplicated by the producer itself, and batches are large."""
+    return {
+        **settings.kafka_client_config(),
+        "acks": "all",
+        "enable.idempotence": True,
+        "compression.type": "lz4",
+        "linger.ms": 20,
+        "batch.size": 1_000_000,
+        "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 512 * 1024,
+        "message.timeout.ms": 30_000,          # a dead broker shows up as counted failures, not a hang
+        "delivery.report.only.error": True,    # successes cost nothing; delivered = sent - failed
+    }
+
+
+def probe_kafka(settings, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """One sentence, within seconds, if the broker is not there."""
+    from confluent_kafka import KafkaException, Producer
+
+    p = Producer({**settings.kafka_client_config(), "socket.connection.setup.timeout.ms": int(timeout * 1000),
+                  "log_level": 0})
+    try:
+        p.list_topics(timeout=timeout)
+    except KafkaException:
+        raise UserError(f"cannot reach Kafka at {settings.kafka_bootstrap} within {timeout:.0f} s; start it with "
+                        "'churnstream stack up' or point CHURNSTREAM_KAFKA_BOOTSTRAP at a running broker.") from None
+
+
+class KafkaSink:
+    name = "kafka"
+
+    def __init__(self, settings, topic_names: dict[str, str], headers: dict[str, bytes] | None = None):
+        from confluent_kafka import Producer
+
+        self.topic_names = topic_names
+        self.by_actual = {v: k for k, v in topic_names.items()}
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.headers = headers or {}       # Avro wire-format prefix per logical topic (schema registry)
+        conf = producer_config(settings)
+        conf["on_delivery"] = self._on_delivery
+        conf["error_cb"] = self._on_error
+        self.p = Producer(conf)
+
+    def _on_delivery(self, err, msg) -> None:
+        if err is not None:
+            logical = self.by_actual.get(msg.topic(), msg.topic())
+            self.failed[logical] = self.failed.get(logical, 0) + 1
+            if len(self.errors) < 10:
+                self.errors.append(f"{msg.topic()}: {err.str()}")
+
+    def _on_error(self, err) -> None:
+        if len(self.errors) < 10 and err.fatal():
+            self.errors.append(f"producer: {err.str()}")
+
+    def send(self, records: list[tuple], bucket=None) -> None:
+        produce, poll, names, headers = self.p.produce, self.p.poll, self.topic_names, self.headers
+        take = bucket.take if bucket is not None else None
+        for topic, key, value, ts, kind in records:
+            if headers and kind != "invalid":   # invalid records are JSON on purpose, whatever the format
+                value = headers[topic] + value
+            if take is not None:
+                take()
+            try:
+                produce(names[topic], value, key, timestamp=ts)
+            except BufferError:   # local queue full: let librdkafka drain, then retry the same record
+                while True:
+                    poll(0.05)
+                    try:
+                        produce(names[topic], value, key, timestamp=ts)
+                        break
+                    except BufferError:
+                        continue
+        poll(0)
+
+    def close(self) -> None:
+        remaining = self.p.flush(FLUSH_TIMEOUT_S)
+        if remaining:   # purge the rest so their delivery reports (as failures) are counted per topic
+            self.p.purge()
+            self.p.flush(5)
+            self.errors.append(f"{remaining} messages were still undelivered after {FLUSH_TIMEOUT_S:.0f} s")
+
+
+class StdoutSink:
+    """--dry-run: one tab-separated line per record: topic, key, timestamp_ms, kind, value."""
+    name = "stdout"
+
+    def __init__(self, fmt: str, out=None):
+        self.fmt, self.out = fmt, out or sys.stdout.buffer
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def send(self, records, bucket=None) -> None:
+        write, take = self.out.write, (bucket.take if bucket is not None else None)
+        for topic, key, value, ts, kind in records:
+            if take is not None:
+                take()
+            if self.fmt == "avro" and kind != "invalid":
+                value = base64.b64encode(value)
+            write(b"%s\t%s\t%d\t%s\t%s\n" % (topic.encode(), key or b"", ts, kind.encode(), value))
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class FileSink:
+    """--out DIR: <topic>.jsonl (JSON), or <topic>.avro object container files (Avro) plus
+    <topic>.rejects.jsonl for the malformed/invalid records a container file cannot hold."""
+    name = "files"
+
+    def __init__(self, out_dir: str, fmt: str, schemas: dict, suffix: str = ""):
+        self.dir = Path(out_dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create output folder {out_dir}: {e.strerror}.") from None
+        self.fmt, self.schemas, self.suffix = fmt, schemas, suffix
+        self.files: dict[str, object] = {}
+        self.avro_rows: dict[str, list] = {}
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def _file(self, name: str):
+        if name not in self.files:
+            self.files[name] = open(self.dir / name, "ab")
+        return self.files[name]
+
+    def send(self, records, bucket=None) -> None:
+        take = bucket.take if bucket is not None else None
+        for topic, key, value, ts, kind in records:
+            if take is not None:
+                take()
+            if self.fmt == "json":
+                self._file(f"{topic}{self.suffix}.jsonl").write(value + b"\n")
+            elif kind in ("malformed", "invalid"):
+                line = b'{"kind":"%s","key":"%s","value_b64":"%s"}\n' % (kind.encode(), key or b"",
+                                                                        base64.b64encode(value))
+                self._file(f"{topic}{self.suffix}.rejects.jsonl").write(line)
+            else:
+                self.avro_rows.setdefault(topic, []).append(value)
+                if len(self.avro_rows[topic]) >= 10_000:
+                    self._flush_avro(topic)
+
+    def _flush_avro(self, topic: str) -> None:
+        from io import BytesIO
+
+        import fastavro
+
+        rows = self.avro_rows.pop(topic, [])
+        if not rows:
+            return
+        schema = self.schemas[topic].parsed
+        dicts = [fastavro.schemaless_reader(BytesIO(v), schema) for v in rows]
+        path = self.dir / f"{topic}{self.suffix}.avro"
+        mode = "a+b" if path.exists() and path.stat().st_size else "wb"
+        with open(path, mode) as fo:
+            fastavro.writer(fo, schema, dicts, codec="deflate")
+
+    def close(self) -> None:
+        for topic in list(self.avro_rows):
+            self._flush_avro(topic)
+        for f in self.files.values():
+            f.close()
+
+
+def wait_until(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
