@@ -67,3 +67,5 @@ def test_project_sql_files_parse_with_the_job_parameters():
     assert "${" not in " ".join(script.statements + script.inserts)
     assert len(script.inserts) == 7
     assert script.config["table.exec.source.idle-timeout"] == "5 s"
+    bounded = sql_runner.load([pipeline.SOURCES], params.build(Settings(), params.JobOptions(bounded=True)))
+    assert bounded.config["table.exec.source.idle-timeout"] == "0 ms"
