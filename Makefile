@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test unit integration fetch up status down bench clean
+.PHONY: run test unit integration fetch up status down bench compose-check clean
 
 run: $(STAMP)
 	$(BIN)/churnstream fetch
@@ -37,6 +37,9 @@ down: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+compose-check: $(STAMP)
+	$(BIN)/python docker/validate.py
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: run make with PYTHON=/path/to/python3.11")'

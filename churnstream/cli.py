@@ -103,10 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     from generator import cli as generator_cli
     from flink_jobs import cli as job_cli
     from churnstream import demo
+    from kibana import cli as kibana_cli
 
     generator_cli.add_parser(sub)
     job_cli.add_parser(sub)
     demo.add_parser(sub)
+    kibana_cli.add_parser(sub)
     return p
 
 
@@ -114,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    # Importing PyFlink (Beam) lowers the root logger's level: pin ours so progress stays visible.
+    logging.getLogger("churnstream").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    for noisy in ("elasticsearch", "kafka", "apache_beam", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         return args.func(args, settings) or 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from churnstream import UserError
 from flink_jobs.params import JobOptions
@@ -22,6 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--window-size", type=int, default=JobOptions.window_size_seconds, metavar="SECONDS")
     p.add_argument("--window-slide", type=int, default=JobOptions.window_slide_seconds, metavar="SECONDS")
     p.add_argument("--alert-threshold", type=float, default=JobOptions.alert_threshold)
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in the run folder (after a crash or kill)")
+    p.add_argument("--resume-from", metavar="CHECKPOINT_DIR", help="continue from this checkpoint or savepoint")
     p.add_argument("--no-templates", action="store_true", help="do not install the index templates first")
     p.set_defaults(func=run)
 
@@ -52,5 +56,15 @@ def run(args, settings) -> int:
             from kibana.templates import install_templates
 
             install_templates(settings)
-    pipeline.run(settings, opts, sink=args.sink, wait=True)
+    resume_from = None
+    if args.resume_from:
+        resume_from = Path(args.resume_from)
+        if not (resume_from / "_metadata").exists():
+            raise UserError(f"{resume_from} is not a checkpoint (no _metadata in it); pass a chk-N folder.")
+    elif args.resume:
+        resume_from = pipeline.latest_checkpoint(settings)
+        if resume_from is None:
+            raise UserError(f"there is no checkpoint under {pipeline.checkpoint_root(settings)} to resume from; "
+                            "run without --resume.")
+    pipeline.run(settings, opts, sink=args.sink, wait=True, resume_from=resume_from)
     return 0

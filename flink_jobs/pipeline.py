@@ -59,19 +59,33 @@ def configure_checkpoints(t_env, settings: Settings) -> None:
     conf.set("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
     conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
     # The default JobManager-memory storage fails above 5 MB of state: keep checkpoints on disk.
-    ckpt = (Path(settings.run_dir) / "checkpoints").resolve()
+    ckpt = checkpoint_root(settings)
     conf.set("state.checkpoint-storage", "filesystem")
     conf.set("state.checkpoints.dir", ckpt.as_uri())
     conf.set("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     conf.set("restart-strategy.type", "exponential-delay")
 
 
-def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch"):
+def checkpoint_root(settings: Settings) -> Path:
+    return (Path(settings.run_dir) / "checkpoints").resolve()
+
+
+def latest_checkpoint(settings: Settings) -> Path | None:
+    """The newest complete checkpoint of any earlier run (a folder with its _metadata)."""
+    done = sorted(checkpoint_root(settings).glob("*/chk-*/_metadata"), key=lambda p: p.stat().st_mtime)
+    return done[-1].parent if done else None
+
+
+def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch", resume_from: Path | None = None):
     """Create the table environment with every table and view; returns (t_env, script)."""
     from churnstream.artifacts import connector_jars
 
     t_env = table_env(settings, jars=connector_jars(settings))
     configure_checkpoints(t_env, settings)
+    if resume_from is not None:
+        # State (offsets, windows, joins) continues where the checkpoint left it: nothing lost or counted twice.
+        t_env.get_config().set("execution.savepoint.path", Path(resume_from).resolve().as_uri())
+        log.info("job: resuming from %s", resume_from)
     register_functions(t_env, hash_key(settings))
     values = job_params.build(settings, opts)
     script = sql_runner.load([SOURCES, TRANSFORM, SINKS, PIPELINE], values)
@@ -85,10 +99,11 @@ def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elastics
     return t_env, script
 
 
-def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch", wait: bool = True):
+def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch", wait: bool = True,
+        resume_from: Path | None = None):
     """Submit the pipeline; with ``wait`` block until it ends (bounded runs end by themselves)."""
     t0 = time.monotonic()
-    t_env, script = build(settings, opts, sink)
+    t_env, script = build(settings, opts, sink, resume_from)
     stmt_set = t_env.create_statement_set()
     for ins in script.inserts:
         stmt_set.add_insert_sql(ins)
