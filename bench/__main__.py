@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import shlex
@@ -16,6 +15,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
+
+from churnstream.logs import configure as configure_logs
 
 HERE = Path(__file__).parent
 
@@ -42,9 +43,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.smoke:
         args.events, args.rates, args.latency_seconds, args.es_docs = 3_000, "500", 3, 2_000
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("elasticsearch", "apache_beam", "py4j"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logs()
 
     from bench import es_bench, job_bench
     from churnstream.localstack import stack

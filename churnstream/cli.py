@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from churnstream import UserError
+from churnstream.logs import configure as configure_logs
 from churnstream.settings import Settings
 
 
@@ -114,12 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    # Importing PyFlink (Beam) lowers the root logger's level: pin ours so progress stays visible.
-    logging.getLogger("churnstream").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    for noisy in ("elasticsearch", "kafka", "apache_beam", "py4j"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logs(args.verbose)
     try:
         settings = Settings.from_env()
         return args.func(args, settings) or 0
