@@ -22,6 +22,7 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     es_url: str = "http://127.0.0.1:9200"
     kibana_url: str = "http://127.0.0.1:5601"   # only the compose stack runs Kibana
+    schema_registry_url: str = ""               # Confluent-compatible registry for --format avro
     flink_jobmanager: str = ""            # host:port of a remote session cluster; empty = local mini-cluster
     # Kafka client security (SASL/TLS); PLAINTEXT by default for the local stack.
     kafka_security_protocol: str = "PLAINTEXT"

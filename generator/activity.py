@@ -2,15 +2,14 @@
 
 Every random choice for a batch is drawn at once with numpy (a fixed 10 numbers per activity, so
 batch size never changes the stream) and the per-event Python work is reduced to building one
-dict and one orjson call. A customer updated inside a batch is re-derived row by row from the
-same random numbers, so batch(1) and batch(512) give byte-identical output.
+dict and one orjson call. Customer updates inside a batch are applied in row order to per-row copies
+of the customer state, so batch(1) and batch(1024) give byte-identical output.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from bisect import bisect
 
 import numpy as np
 
@@ -77,7 +76,6 @@ class ShardStream:
             per_band.append(c / c[-1])
         self.M = len(self.combos)
         self.concat = np.concatenate([b + c for b, c in enumerate(per_band)])
-        self.concat_list = self.concat.tolist()
         self.effect = np.array([tb.effect[t] for t, _ in self.combos])
         self.offer_p = np.array([tb.offer_p[t] for t, _ in self.combos])
         self.offer_cdf = np.array(world.offer_cdf)
@@ -86,27 +84,12 @@ class ShardStream:
         self.filler = None
         if act.field_names != FAST_LAYOUT:   # the schema grew fields the story does not know: fill them generically
             self.now = world.clock.start_ms
-            self.filler = compile_record(act.raw, Context(self.rng, world.pools, lambda: self.now, act.path.name))
+            extra_rng = random.Random(f"{cfg.seed}:extra:{shard}/{cfg.shards}")   # own stream: batch size stays irrelevant
+            self.filler = compile_record(act.raw, Context(extra_rng, world.pools, lambda: self.now, act.path.name))
             self.layout = act.field_names
 
     def done(self) -> bool:
         return 0 <= self.limit <= self.j
-
-    def _row(self, r, ci: int, now: int, is_update: bool):
-        """One activity's derived values from its random numbers (the scalar twin of the vector code)."""
-        cust, cfg = self.world.customers, self.cfg
-        b = int(cust.band_np[ci])
-        combo = min(max(bisect(self.concat_list, b + r[4]) - b * self.M, 0), self.M - 1)
-        offer = None
-        if r[5] < self.offer_p[combo]:
-            offer = min(bisect(self.world.offer_cdf, r[6]), cfg.offers - 1) + 1
-        p = float(cust.risk_np[ci] + self.effect[combo] + (r[7] - 0.5) * 0.1)
-        plo, phi = self.world.tables.p_bounds
-        p = plo if p < plo else phi if p > phi else int(p * 10000 + 0.5) / 10000
-        et = now
-        if not is_update and r[2] < cfg.late_rate:
-            et = max(now - 1 - int(r[3] * cfg.max_lateness_ms), int(self.last_update[ci]))
-        return combo, offer, p, et
 
     def batch(self, n: int) -> list[tuple]:
         j0 = self.j
@@ -123,17 +106,28 @@ class ShardStream:
         else:
             now = np.full(m, time.time_ns() // 1_000_000, dtype=np.int64)
         ci = self.pick(R[:, 0])
-        band = cust.band_np[ci]
+        upd = R[:, 1] < cfg.customer_update_rate
+        # Customer state as each row sees it: the state before the batch, overridden from each
+        # update onwards for that customer (updates are applied in row order, as batch(1) would).
+        band, risk, last_upd = cust.band_np[ci], cust.risk_np[ci], self.last_update[ci]
+        updates: dict[int, tuple] = {}
+        enc_c = w.enc[DETAILS]
+        for i in np.flatnonzero(upd).tolist():
+            c, nw = int(ci[i]), int(now[i])
+            d = cust.update(c, self.rng, nw)
+            self.last_update[c] = nw
+            updates[i] = (DETAILS, w.customer_keys[c], enc_c(d), nw, "update")
+            later = ci[i:] == c
+            band[i:][later], risk[i:][later], last_upd[i:][later] = cust.band_np[c], cust.risk_np[c], nw
         combo = np.clip(np.searchsorted(self.concat, band + R[:, 4], side="right") - band * self.M, 0, self.M - 1)
         has_offer = R[:, 5] < self.offer_p[combo]
         offer = np.clip(np.searchsorted(self.offer_cdf, R[:, 6], side="right"), 0, cfg.offers - 1) + 1
-        p = cust.risk_np[ci] + self.effect[combo] + (R[:, 7] - 0.5) * 0.1
+        p = risk + self.effect[combo] + (R[:, 7] - 0.5) * 0.1
         plo, phi = w.tables.p_bounds
         p = np.where(p < plo, plo, np.where(p > phi, phi, np.floor(p * 10000 + 0.5) / 10000))
-        upd = R[:, 1] < cfg.customer_update_rate
         late = ~upd & (R[:, 2] < cfg.late_rate)
         et = np.where(late, np.maximum(now - 1 - (R[:, 3] * cfg.max_lateness_ms).astype(np.int64),
-                                       self.last_update[ci]), now)
+                                       last_upd), now)
         fr = R[:, 8]
         f_dup = cfg.duplicate_rate
         f_mal = f_dup + cfg.malformed_rate
@@ -150,23 +144,17 @@ class ShardStream:
         ring, dup_on = self.ring, f_dup > 0
         out: list[tuple] = []
         add = out.append
-        dirty: set[int] = set()
         n_late = n_upd = n_dup = n_mal = n_inv = 0
         et_min = int(now[0])
-        for c, cb, off, pr, e, nw, kk, cd in zip(ci.tolist(), combo.tolist(), offers_l, p.tolist(), et.tolist(),
-                                                 now.tolist(), k.tolist(), code.tolist()):
+        for i, (c, cb, off, pr, e, nw, kk, cd) in enumerate(zip(
+                ci.tolist(), combo.tolist(), offers_l, p.tolist(), et.tolist(), now.tolist(), k.tolist(),
+                code.tolist())):
             kind = "valid"
-            if cd or dirty:
+            if cd:
                 if cd & UPD:
-                    upd_d = cust.update(c, self.rng, nw)
-                    add((DETAILS, keys[c], w.enc[DETAILS](upd_d), nw, "update"))
-                    self.last_update[c] = nw
-                    dirty.add(c)
+                    add(updates[i])
                     n_upd += 1
-                if c in dirty:   # this customer changed earlier in the batch: derive from its new state
-                    row = R[(kk - self.shard) // self.shards - j0].tolist()
-                    cb, off, pr, e = self._row(row, c, nw, bool(cd & UPD))
-                if e < nw:
+                elif e < nw:
                     kind = "late"
                     n_late += 1
                     if e < et_min:
@@ -190,7 +178,7 @@ class ShardStream:
                 if cd & VAL:
                     w.schemas[ACTIVITY].check(d)
                 if cd & (DUP | MAL | INV):
-                    r9 = float(R[(kk - self.shard) // self.shards - j0, 9])
+                    r9 = float(R[i, 9])
                     if cd & DUP:
                         o = ring[int(r9 * len(ring))]
                         add((ACTIVITY, o[1], o[2], o[3], "duplicate"))

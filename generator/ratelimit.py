@@ -53,5 +53,5 @@ class TokenBucket:
         self._refill()
         while self.tokens < 0:
             rate = self.profile.at(self.last - self.t0) or 1.0
-            self.sleep(min(-self.tokens / rate, 0.1))
+            self.sleep(min(max(-self.tokens / rate, 1e-5), 0.1))   # >0: float dust must not spin forever
             self._refill()

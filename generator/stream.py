@@ -10,6 +10,7 @@ timestamps differ between runs.
 
 from __future__ import annotations
 
+import random
 from typing import Iterator
 
 import orjson
@@ -69,7 +70,9 @@ class World:
         self.offer_cdf = offer_popularity(config.offers)
         self.enc = {name: Encoder(s, config.format).encode for name, s in self.schemas.items()}
         self.customer_keys = [str(i + 1).encode() for i in range(config.customers)]
-        for d in self.customers.records[:10] + self.offers[:10]:   # a bad schema shows up before any send
+        # a bad schema shows up before any send; --strict (validate_every=1) checks every entity
+        sample = None if config.validate_every == 1 else 10
+        for d in self.customers.records[:sample] + self.offers[:sample]:
             self.schemas[DETAILS if "customer_id" in d else OFFERS].check(d)
 
     def entity_records(self) -> tuple[list[tuple], Stats]:

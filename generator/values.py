@@ -208,8 +208,8 @@ def _child_context(ctx: Context, where: str) -> Context:
 def _union(branches: list, props: dict, ctx: Context, where: str, faker) -> Gen:
     if "options" in props:   # options on a union field pick among literal values, null included
         return compile_type("null", props, ctx, where)
-    gens = [compile_type(b, props if b != "null" else {}, ctx, where, faker if b != "null" else None)
-            for b in branches]
+    gens = [compile_type(b, {**annotations(b), **props} if b != "null" else {}, ctx, where,
+                         faker if b != "null" else None) for b in branches]
     choice = ctx.rng.choice
     return lambda: choice(gens)()
 
