@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import sys
 import time
 
@@ -79,6 +80,8 @@ class _Stop:
     def install(self):
         def handler(signum, frame):   # noqa: ARG001
             self.flag = True
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None   # signals reach only the main thread; an embedding caller stops us otherwise
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return lambda: [signal.signal(s, h) for s, h in old.items()]
 
