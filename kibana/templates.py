@@ -8,7 +8,9 @@ guessed (tests check every sink column against these mappings).
 from __future__ import annotations
 
 import logging
+import os
 
+from churnstream import UserError
 from churnstream.settings import Settings
 from flink_jobs.params import INDICES
 
@@ -71,13 +73,36 @@ def template_name(settings: Settings, key: str) -> str:
     return f"{settings.index_prefix}{INDICES[key]}".rstrip("-") + "-template"
 
 
-def install_templates(settings: Settings) -> list[str]:
-    """Create or update every template (idempotent). Run before any job writes."""
-    es = settings.es_client()
+def index_settings(settings: Settings, env: dict[str, str] | None = None) -> dict:
+    """Shards, replicas and refresh interval of every index: single-node demo defaults (1, 0, 1s),
+    overridable by ``CHURNSTREAM_INDEX_SHARDS`` / ``_INDEX_REPLICAS`` / ``_INDEX_REFRESH_INTERVAL``
+    (or Settings fields of those names, when Settings has them)."""
+    env = os.environ if env is None else env
+    out = {}
+    for name, default, cast in (("shards", 1, int), ("replicas", 0, int), ("refresh_interval", "1s", str)):
+        key = f"index_{name}"
+        raw = getattr(settings, key, None)
+        if raw in (None, ""):
+            raw = env.get(f"CHURNSTREAM_{key.upper()}", "")
+        try:
+            out[name] = cast(raw) if raw not in (None, "") else default
+        except ValueError:
+            raise UserError(f"CHURNSTREAM_{key.upper()}={raw!r} is not a whole number; set it to one, "
+                            f"e.g. CHURNSTREAM_{key.upper()}={default}.") from None
+    return out
+
+
+def install_templates(settings: Settings, es=None, **overrides) -> list[str]:
+    """Create or update every template (idempotent). Run before any job writes.
+
+    ``overrides``: shards / replicas / refresh_interval (default: ``index_settings``)."""
+    es = es or settings.es_client()
+    opts = index_settings(settings)
+    opts.update({k: v for k, v in overrides.items() if v is not None})
     names = []
     for key in MAPPINGS:
         name = template_name(settings, key)
-        es.indices.put_index_template(name=name, body=template_body(settings, key))
+        es.indices.put_index_template(name=name, body=template_body(settings, key, **opts))
         names.append(name)
     log.info("kibana: %d index templates installed (%s*)", len(names), settings.index_prefix)
     return names

@@ -1,0 +1,186 @@
+"""`churnstream kibana install`: index templates, data views and the dashboard, in that order.
+
+1. waits for Elasticsearch (cluster health API, ``wait_for_status=yellow``);
+2. installs the composable index templates (before any job writes);
+3. unless ``--skip-kibana``: waits for Kibana (``/api/status``: overall ``available``, or at least
+   its Elasticsearch and saved-objects services), creates the data views through the saved objects
+   API (they work before any index exists), imports the Lens visualizations and the dashboard with
+   ``_import?overwrite=true``, and makes the enriched data view the default one if none is set.
+
+Idempotent: run it as often as you like. Security: basic auth with CHURNSTREAM_ES_USERNAME /
+CHURNSTREAM_ES_PASSWORD, or an API key (CHURNSTREAM_ES_API_KEY, the base64 ``id:key`` value
+Elasticsearch returns as ``encoded``), sent to both Elasticsearch and Kibana.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from churnstream import UserError
+from churnstream.settings import Settings
+from kibana import saved_objects
+from kibana.templates import install_templates
+
+log = logging.getLogger("churnstream.kibana")
+
+POLL_SECONDS = 2.0
+
+
+def api_key(settings: Settings, env: dict[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return getattr(settings, "es_api_key", "") or env.get("CHURNSTREAM_ES_API_KEY", "")
+
+
+def auth_header(settings: Settings) -> dict[str, str]:
+    key = api_key(settings)
+    if key:
+        return {"Authorization": f"ApiKey {key}"}
+    if settings.es_username:
+        token = base64.b64encode(f"{settings.es_username}:{settings.es_password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+    return {}
+
+
+def es_client(settings: Settings):
+    key = api_key(settings)
+    if not key:
+        return settings.es_client()
+    from elasticsearch import Elasticsearch
+
+    return Elasticsearch(settings.es_url, api_key=key, request_timeout=30)
+
+
+def wait_for_elasticsearch(settings: Settings, es=None, timeout: float = 300.0) -> None:
+    es = es or es_client(settings)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            es.cluster.health(wait_for_status="yellow", timeout="10s", request_timeout=20)
+            return
+        except Exception as e:  # noqa: BLE001 - not reachable yet, or not yellow yet
+            last = f"{type(e).__name__}: {str(e)[:200]}"
+            if "401" in last or "403" in last:
+                raise UserError(f"Elasticsearch at {settings.es_url} refused the credentials ({last}); check "
+                                "CHURNSTREAM_ES_USERNAME/CHURNSTREAM_ES_PASSWORD or CHURNSTREAM_ES_API_KEY.") from None
+        if time.monotonic() > deadline:
+            raise UserError(f"Elasticsearch at {settings.es_url} was not ready within {timeout:.0f} s ({last}); "
+                            "start it or point CHURNSTREAM_ES_URL at your cluster.")
+        time.sleep(POLL_SECONDS)
+
+
+class Kibana:
+    """The few Kibana HTTP APIs the installer needs (standard library only)."""
+
+    def __init__(self, url: str, headers: dict[str, str], timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.headers = dict(headers, **{"kbn-xsrf": "churnstream"})
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: bytes | dict | None = None,
+                content_type: str = "application/json") -> tuple[int, dict]:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        headers = dict(self.headers)
+        if data is not None:
+            headers["Content-Type"] = content_type
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw or b"{}")
+        except ValueError:
+            return status, {"raw": raw[:300].decode("utf-8", "replace")}
+
+    def ready(self) -> tuple[bool, str]:
+        status, body = self.request("GET", "/api/status?v8format=true")
+        if status in (401, 403):
+            raise UserError(f"Kibana at {self.url} refused the credentials (HTTP {status}); check "
+                            "CHURNSTREAM_ES_USERNAME/CHURNSTREAM_ES_PASSWORD or CHURNSTREAM_ES_API_KEY.")
+        if status != 200:
+            return False, f"HTTP {status}"
+        overall = body.get("status", {}).get("overall", {})
+        core = body.get("status", {}).get("core", {})
+        if overall.get("level") == "available" or overall.get("state") == "green":
+            return True, "available"
+        if all(core.get(s, {}).get("level") == "available" for s in ("elasticsearch", "savedObjects")):
+            return True, f"{overall.get('level')} (saved objects available)"
+        return False, str(overall.get("level") or overall.get("state") or body)[:200]
+
+    def wait(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ok, why = self.ready()
+            except (urllib.error.URLError, OSError) as e:   # not listening yet
+                ok, why = False, f"{type(e).__name__}: {e}"
+            if ok:
+                log.info("kibana: %s is ready (%s)", self.url, why)
+                return
+            if time.monotonic() > deadline:
+                raise UserError(f"Kibana at {self.url} was not ready within {timeout:.0f} s ({why}); start it, "
+                                "point --kibana-url/CHURNSTREAM_KIBANA_URL at it, or pass --skip-kibana.")
+            time.sleep(POLL_SECONDS)
+
+    def put_object(self, obj: dict) -> None:
+        body = {"attributes": obj["attributes"], "references": obj.get("references", [])}
+        if "migrationVersion" in obj:
+            body["migrationVersion"] = obj["migrationVersion"]
+        status, resp = self.request("POST", f"/api/saved_objects/{obj['type']}/{obj['id']}?overwrite=true", body)
+        if status != 200:
+            raise UserError(f"Kibana refused to save {obj['type']} {obj['id']} (HTTP {status}: "
+                            f"{json.dumps(resp)[:300]}).")
+
+    def import_ndjson(self, ndjson: str) -> dict:
+        boundary = f"churnstream-{uuid.uuid4().hex}"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"saved_objects.ndjson\"\r\n"
+                f"Content-Type: application/ndjson\r\n\r\n").encode() + ndjson.encode("utf-8") + \
+            f"\r\n--{boundary}--\r\n".encode()
+        status, resp = self.request("POST", "/api/saved_objects/_import?overwrite=true", body,
+                                    content_type=f"multipart/form-data; boundary={boundary}")
+        if status != 200 or not resp.get("success"):
+            errors = resp.get("errors") or resp
+            raise UserError(f"Kibana import failed (HTTP {status}): {json.dumps(errors)[:500]}")
+        return resp
+
+    def ensure_default_data_view(self, data_view_id: str) -> bool:
+        status, resp = self.request("GET", "/api/kibana/settings")
+        if status != 200:
+            return False
+        if resp.get("settings", {}).get("defaultIndex", {}).get("userValue"):
+            return False
+        status, _ = self.request("POST", "/api/kibana/settings", {"changes": {"defaultIndex": data_view_id}})
+        return status == 200
+
+
+def install(settings: Settings, kibana_url: str | None = None, skip_kibana: bool = False,
+            timeout: float = 300.0, **index_overrides) -> dict:
+    """Everything, idempotently. Returns a summary (for the CLI and tests)."""
+    es = es_client(settings)
+    wait_for_elasticsearch(settings, es, timeout)
+    summary: dict = {"templates": install_templates(settings, es=es, **index_overrides)}
+    if skip_kibana:
+        return summary
+    kb = Kibana(kibana_url or settings.kibana_url, auth_header(settings))
+    kb.wait(timeout)
+    views = saved_objects.data_views(settings)
+    for dv in views:
+        kb.put_object(dv)
+    summary["data_views"] = [dv["attributes"]["title"] for dv in views]
+    objects = [o for o in saved_objects.build(settings) if o["type"] != "index-pattern"]
+    resp = kb.import_ndjson(saved_objects.to_ndjson(objects))
+    summary["imported"] = resp.get("successCount", 0)
+    summary["default_data_view"] = kb.ensure_default_data_view(saved_objects.data_view_id("enriched"))
+    summary["dashboard"] = f"{kb.url}/app/dashboards#/view/{saved_objects.DASHBOARD_ID}"
+    log.info("kibana: %d data views, %d objects imported; dashboard: %s", len(views), summary["imported"],
+             summary["dashboard"])
+    return summary

@@ -1,0 +1,332 @@
+"""The dashboard, one entry per panel: the single source of every view of the data.
+
+Each ``Panel`` says which index it reads, what chart it is and what Elasticsearch aggregation it
+means (bucket levels + metrics + an optional term filter). Three things are derived from it and
+from nothing else:
+
+* the Kibana Lens saved objects (``kibana.saved_objects`` -> ``kibana/saved_objects.ndjson``);
+* the Elasticsearch query (``es_query``) and its result as rows (``es_rows``), used by the static
+  HTML report and by the tests;
+* the same rows computed in plain Python from documents (``python_rows``); the tests feed it the
+  independent recomputation of every index (``churnstream.expected``), never Elasticsearch.
+
+Rows are tuples ``(bucket key, ..., metric value, ...)`` in the panel's order.
+
+Where customer-level questions come from: there is no customer-profile index (the pipeline writes
+activities, windows, per-customer rolling state, alerts, sessions, dead letters), so the original
+project's customer questions read the enriched index, one document per activity, which carries the
+customer's profile as of the event. Averages there are therefore activity-weighted (a customer
+counts once per activity; this is also what Kibana shows). Panels that must count *customers*
+rather than activities use a unique count of ``customer_id`` (gender distribution, active
+customers) or one bucket per ``customer_id`` (top-10 tables). PII: no panel uses ``email_hash`` or
+``ip_hash`` (tests check it); customers are shown by their numeric ``customer_id`` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+# Fixed date-histogram interval of every time panel: exact in Elasticsearch, in Python and in
+# Lens (Lens scales it up by itself when the time range is too long for it).
+MINUTE = "1m"
+INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000}
+
+METRIC_OPS = ("count", "avg", "max", "min", "sum", "cardinality")
+CHARTS = ("metric", "donut", "bar", "bar_stacked", "bar_horizontal", "line", "table")
+
+
+@dataclass(frozen=True)
+class Metric:
+    op: str                  # one of METRIC_OPS
+    field: str | None = None  # None for count
+    label: str = ""
+
+    def __post_init__(self):
+        assert self.op in METRIC_OPS, self.op
+        assert (self.field is None) == (self.op == "count"), self
+
+
+@dataclass(frozen=True)
+class Bucket:
+    kind: str                 # "terms" | "date_histogram"
+    field: str
+    size: int = 10            # terms only
+    order: str = "metric"     # terms: "metric" (first metric desc, then key asc) | "key" (key asc)
+    interval: str = MINUTE    # date_histogram only
+    label: str = ""
+
+    def __post_init__(self):
+        assert self.kind in ("terms", "date_histogram"), self.kind
+        assert self.order in ("metric", "key"), self.order
+
+
+@dataclass(frozen=True)
+class Panel:
+    id: str                   # stable slug: saved object ids and HTML anchors derive from it
+    title: str
+    index: str                # key of flink_jobs.params.INDICES
+    chart: str                # one of CHARTS
+    metrics: tuple[Metric, ...]
+    buckets: tuple[Bucket, ...] = ()
+    filter: tuple[tuple[str, str], ...] = ()   # term equality filters (field, value)
+    note: str = ""            # what it answers and how to read it (Lens description, report caption)
+    width: int = 16           # Kibana grid units out of 48
+    height: int = 12
+
+    def __post_init__(self):
+        assert self.chart in CHARTS, self.chart
+        assert self.metrics, self.id
+        if self.chart == "metric":
+            assert not self.buckets and len(self.metrics) == 1, self.id
+        if self.chart == "donut":
+            assert len(self.buckets) == 1 and len(self.metrics) == 1, self.id
+        if self.chart in ("bar", "bar_stacked", "bar_horizontal", "line"):
+            assert 1 <= len(self.buckets) <= 2, self.id
+            assert len(self.buckets) == 1 or len(self.metrics) == 1, self.id
+
+    def fields(self) -> set[str]:
+        """Every document field the panel reads (aggregations and filters)."""
+        return ({m.field for m in self.metrics if m.field} | {b.field for b in self.buckets}
+                | {f for f, _ in self.filter})
+
+
+def _m(op, field=None, label=""):
+    return Metric(op, field, label)
+
+
+def _terms(field, size=10, order="metric", label=""):
+    return Bucket("terms", field, size=size, order=order, label=label)
+
+
+def _per_minute(field, label="per minute"):
+    return Bucket("date_histogram", field, interval=MINUTE, label=label)
+
+
+E, S, C, A, SE, DL = "enriched", "segments", "customers", "alerts", "sessions", "dead_letters"
+
+PANELS: tuple[Panel, ...] = (
+    # --- headline numbers -----------------------------------------------------------------------
+    Panel("avg-years-active", "Average years active", E, "metric", (_m("avg", "years_active", "Years active"),),
+          note="Average tenure over activities (activity-weighted).", width=6, height=5),
+    Panel("avg-fico", "Average FICO", E, "metric", (_m("avg", "fico", "FICO"),),
+          note="Average FICO score over activities (activity-weighted).", width=6, height=5),
+    Panel("avg-churn", "Average churn propensity", E, "metric",
+          (_m("avg", "propensity_to_churn", "Churn propensity"),),
+          note="Average model churn propensity over all valid activities.", width=6, height=5),
+    Panel("active-customers", "Active customers", E, "metric", (_m("cardinality", "customer_id", "Customers"),),
+          note="Distinct customers with at least one activity.", width=6, height=5),
+    Panel("sessions-total", "Sessions", SE, "metric", (_m("count", label="Sessions"),),
+          note="Web/mobile sessions (30 minutes of inactivity closes a session).", width=6, height=5),
+    Panel("avg-session-duration", "Average session length (s)", SE, "metric",
+          (_m("avg", "duration_seconds", "Seconds"),),
+          note="Average time between the first and last event of a session.", width=6, height=5),
+    Panel("alerts-total", "Churn alerts", A, "metric", (_m("count", label="Alerts"),),
+          note="Upward crossings of the alert threshold by a customer's rolling churn propensity.",
+          width=6, height=5),
+    Panel("dead-letters-total", "Dead letters", DL, "metric", (_m("count", label="Rejected records"),),
+          note="Activity records rejected by validation (kept with their reason for replay).", width=6, height=5),
+    # --- streaming: over time -------------------------------------------------------------------
+    Panel("event-rate", "Event rate (activities per minute)", E, "line",
+          (_m("count", label="Activities"),), (_per_minute("event_time"),),
+          note="Valid activities per minute of event time.", width=24),
+    Panel("rolling-churn-by-activity", "Rolling churn propensity by activity type", S, "line",
+          (_m("avg", "avg_propensity", "Avg churn propensity"),),
+          (_per_minute("window_start"), _terms("segment", 10, "key", "Activity type")),
+          filter=(("dimension", "activity_type"),),
+          note="Sliding 60 s windows (every 10 s) per activity type, averaged per minute of window start.",
+          width=24),
+    # --- the original project's questions --------------------------------------------------------
+    Panel("churn-by-activity", "Churn propensity by activity type", E, "bar_horizontal",
+          (_m("avg", "propensity_to_churn", "Avg churn propensity"),), (_terms("activity_type", 10, label="Activity type"),),
+          note="Average churn propensity of the activities of each type."),
+    Panel("activity-distribution", "Activity type distribution", E, "donut",
+          (_m("count", label="Activities"),), (_terms("activity_type", 10, label="Activity type"),),
+          note="Share of activities by type."),
+    Panel("gender-distribution", "Gender distribution (customers)", E, "donut",
+          (_m("cardinality", "customer_id", "Customers"),), (_terms("gender", 5, label="Gender"),),
+          note="Distinct customers per gender (not activities)."),
+    Panel("income-by-gender", "Income by gender", E, "bar",
+          (_m("avg", "income", "Avg income"),), (_terms("gender", 5, "key", "Gender"),),
+          note="Average income by gender (activity-weighted)."),
+    Panel("gender-by-income-and-activity", "Gender by income and activity type", E, "bar",
+          (_m("avg", "income", "Avg income"),),
+          (_terms("activity_type", 10, "key", "Activity type"), _terms("gender", 5, "key", "Gender")),
+          note="Average income per activity type, split by gender."),
+    Panel("activity-over-years-active", "Activity type over years active", E, "bar_stacked",
+          (_m("count", label="Activities"),),
+          (_terms("years_active", 60, "key", "Years active"), _terms("activity_type", 10, "key", "Activity type")),
+          note="Activities per customer tenure (years), stacked by activity type."),
+    Panel("top-customers-by-income", "Top 10 customers by income", E, "table",
+          (_m("max", "income", "Income"), _m("avg", "propensity_to_churn", "Avg churn propensity"),
+           _m("count", label="Activities")),
+          (_terms("customer_id", 10, label="Customer"),),
+          note="Customers with the highest income (latest known profile; ties by customer id)."),
+    Panel("longest-standing-customers", "Longest-standing customers", E, "table",
+          (_m("max", "years_active", "Years active"), _m("max", "income", "Income"), _m("count", label="Activities")),
+          (_terms("customer_id", 10, label="Customer"),),
+          note="Customers with the most years active (ties by customer id)."),
+    Panel("live-churn-alerts", "Live churn alerts (customers with most alerts)", A, "table",
+          (_m("count", label="Alerts"), _m("max", "rolling_propensity", "Max rolling propensity")),
+          (_terms("customer_id", 10, label="Customer"),),
+          note="Customers whose rolling churn propensity crossed the alert threshold most often "
+               "in the time range."),
+    # --- streaming: segments, tiers, alerts, sessions, dead letters -------------------------------
+    Panel("rolling-churn-by-income-band", "Rolling churn propensity by income band", S, "line",
+          (_m("avg", "avg_propensity", "Avg churn propensity"),),
+          (_per_minute("window_start"), _terms("segment", 10, "key", "Income band")),
+          filter=(("dimension", "income_band"),),
+          note="Sliding-window churn propensity per income segment.", width=24),
+    Panel("high-risk-share-by-tenure", "High-risk share by tenure band", S, "line",
+          (_m("avg", "high_risk_share", "High-risk share"),),
+          (_per_minute("window_start"), _terms("segment", 10, "key", "Tenure band")),
+          filter=(("dimension", "tenure_band"),),
+          note="Share of activities at or above the high-risk threshold, per tenure segment.", width=24),
+    Panel("risk-tier-distribution", "Risk tier distribution", C, "donut",
+          (_m("count", label="Customers"),), (_terms("risk_tier", 5, label="Risk tier"),),
+          note="Customers by the tier of their current rolling churn propensity."),
+    Panel("value-risk-quadrants", "Value / risk quadrants", C, "bar",
+          (_m("count", label="Customers"),), (_terms("value_risk_quadrant", 4, "key", "Quadrant"),),
+          note="Customers by income (high/low value) and rolling churn propensity (high/low risk)."),
+    Panel("dead-letters-by-reason", "Dead letters by reason", DL, "bar_horizontal",
+          (_m("count", label="Records"),), (_terms("reason", 20, label="Reason"),),
+          note="Rejected activity records by validation rule."),
+    Panel("alerts-over-time", "Churn alerts per minute", A, "bar",
+          (_m("count", label="Alerts"),), (_per_minute("alert_time"),),
+          note="Live churn alerts by event time.", width=24),
+    Panel("sessions-over-time", "Sessions started per minute", SE, "bar",
+          (_m("count", label="Sessions"),), (_per_minute("session_start"),),
+          note="Web/mobile sessions by start time.", width=24),
+)
+
+PANELS_BY_ID = {p.id: p for p in PANELS}
+assert len(PANELS_BY_ID) == len(PANELS), "duplicate panel id"
+
+
+# --- (b) the Elasticsearch aggregation ---------------------------------------------------------------
+
+def _metric_aggs(panel: Panel) -> dict:
+    es_op = {"avg": "avg", "max": "max", "min": "min", "sum": "sum", "cardinality": "cardinality"}
+    return {f"m{i}": {es_op[m.op]: {"field": m.field}} for i, m in enumerate(panel.metrics) if m.op != "count"}
+
+
+def _order(panel: Panel, b: Bucket):
+    if b.order == "key":
+        return {"_key": "asc"}
+    first = panel.metrics[0]
+    return [{"_count" if first.op == "count" else "m0": "desc"}, {"_key": "asc"}]
+
+
+def es_query(panel: Panel) -> dict:
+    """The search body (size 0) whose aggregations are the panel."""
+    body: dict = {"size": 0, "track_total_hits": True}
+    if panel.filter:
+        body["query"] = {"bool": {"filter": [{"term": {f: v}} for f, v in panel.filter]}}
+    metrics = _metric_aggs(panel)
+    aggs = dict(metrics)
+    # Build from the innermost level out; every level carries the metrics so any level can be
+    # ordered by them (as Lens does); the innermost level gives the values.
+    for level in range(len(panel.buckets) - 1, -1, -1):
+        b = panel.buckets[level]
+        if b.kind == "terms":
+            agg = {"terms": {"field": b.field, "size": b.size, "order": _order(panel, b)}}
+        else:
+            agg = {"date_histogram": {"field": b.field, "fixed_interval": b.interval, "min_doc_count": 1}}
+        if aggs:
+            agg["aggs"] = aggs
+        aggs = {f"b{level}": agg, **(metrics if level else {})}
+    if aggs:
+        body["aggs"] = aggs
+    return body
+
+
+def _values(panel: Panel, node: dict, doc_count: int) -> tuple:
+    out = []
+    for i, m in enumerate(panel.metrics):
+        out.append(doc_count if m.op == "count" else node.get(f"m{i}", {}).get("value"))
+    return tuple(out)
+
+
+def es_rows(panel: Panel, response: dict) -> list[tuple]:
+    """Flatten a search response of ``es_query(panel)`` into rows (keys..., values...)."""
+    aggs = response.get("aggregations", {})
+    if not panel.buckets:
+        total = response["hits"]["total"]
+        return [_values(panel, aggs, total["value"] if isinstance(total, dict) else total)]
+    rows: list[tuple] = []
+
+    def walk(node, level, keys):
+        for bucket in node.get(f"b{level}", {}).get("buckets", []):
+            k = keys + (bucket["key"],)
+            if level + 1 < len(panel.buckets):
+                walk(bucket, level + 1, k)
+            else:
+                rows.append(k + _values(panel, bucket, bucket["doc_count"]))
+
+    walk(aggs, 0, ())
+    return rows
+
+
+def run(es, index: str, panel: Panel) -> list[tuple]:
+    """Run the panel's aggregation on ``index`` and return its rows (no index yet -> no rows)."""
+    return es_rows(panel, es.search(index=index, body=es_query(panel), ignore_unavailable=True))
+
+
+# --- (c) the same answer in plain Python ---------------------------------------------------------------
+
+def _metric(m: Metric, docs: list[dict]):
+    if m.op == "count":
+        return len(docs)
+    vals = [d[m.field] for d in docs if d.get(m.field) is not None]
+    if m.op == "cardinality":
+        return len(set(vals))
+    if m.op == "sum":
+        return math.fsum(vals)
+    if not vals:
+        return None
+    if m.op == "avg":
+        return math.fsum(vals) / len(vals)
+    return float(max(vals) if m.op == "max" else min(vals))
+
+
+def _key(b: Bucket, doc: dict):
+    v = doc.get(b.field)
+    if v is None:
+        return None
+    if b.kind == "date_histogram":
+        step = INTERVAL_MS[b.interval]
+        return v - v % step
+    return int(v) if isinstance(v, bool) else v
+
+
+def python_rows(panel: Panel, docs) -> list[tuple]:
+    """The panel's rows computed from plain documents (dicts; dates as epoch milliseconds)."""
+    docs = [d for d in docs if all(d.get(f) == v for f, v in panel.filter)]
+    if not panel.buckets:
+        return [tuple(_metric(m, docs) for m in panel.metrics)]
+    rows: list[tuple] = []
+
+    def walk(docs, level, keys):
+        b = panel.buckets[level]
+        groups: dict = defaultdict(list)
+        for d in docs:
+            k = _key(b, d)
+            if k is not None:
+                groups[k].append(d)
+        if b.kind == "date_histogram" or b.order == "key":
+            ordered = sorted(groups)
+        else:
+            first = panel.metrics[0]
+            score = {k: _metric(first, g) for k, g in groups.items()}
+            ordered = sorted(groups, key=lambda k: (score[k] is None, -(score[k] or 0), k))
+        if b.kind == "terms":
+            ordered = ordered[:b.size]
+        for k in ordered:
+            if level + 1 < len(panel.buckets):
+                walk(groups[k], level + 1, keys + (k,))
+            else:
+                rows.append(keys + (k,) + tuple(_metric(m, groups[k]) for m in panel.metrics))
+
+    walk(docs, 0, ())
+    return rows

@@ -1,0 +1,493 @@
+"""Kibana: index templates, saved objects, installer, and the static HTML report.
+
+Kibana itself cannot run here, so the saved objects are checked structurally (they parse, every
+reference resolves, every field is mapped and aggregatable) and semantically: each Lens object is
+translated back into an Elasticsearch aggregation that must equal the panel's, and each panel's
+aggregation, run on the real node over the seeded pipeline run, must equal the same answer computed
+in plain Python from the independent recomputation of the pipeline (churnstream.expected).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import threading
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from churnstream import PROJECT_ROOT, UserError
+from churnstream.settings import Settings
+from flink_jobs.params import INDICES
+from kibana import panels as P
+from kibana import report, saved_objects
+from kibana.templates import MAPPINGS, TIME_FIELDS, index_settings, template_body
+
+AGGREGATABLE = {"keyword", "integer", "long", "double", "float", "date", "boolean"}
+PII = {"email_hash", "ip_hash", "offer_url", "payload"}
+
+
+def load_ndjson(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def objects() -> list[dict]:
+    return load_ndjson(saved_objects.NDJSON_PATH.read_text(encoding="utf-8"))
+
+
+def by_type(objects, t):
+    return [o for o in objects if o["type"] == t]
+
+
+def index_of(obj: dict, objects) -> str:
+    """The index key (INDICES) behind a Lens object, via its data view reference."""
+    dv_id = next(r["id"] for r in obj["references"] if r["type"] == "index-pattern")
+    title = next(o for o in objects if o["id"] == dv_id)["attributes"]["title"]
+    return next(k for k, name in INDICES.items() if Settings().index(name) == title)
+
+
+# --- the committed NDJSON ------------------------------------------------------------------------------
+
+def test_committed_ndjson_is_the_generated_one():
+    generated = saved_objects.to_ndjson(saved_objects.build(saved_objects.default_settings()))
+    assert saved_objects.NDJSON_PATH.read_text(encoding="utf-8") == generated, \
+        "kibana/saved_objects.ndjson is stale: run 'python -m kibana.cli generate' and commit it"
+
+
+def test_every_saved_object_parses_and_references_only_existing_objects(objects):
+    ids = [(o["type"], o["id"]) for o in objects]
+    assert len(ids) == len(set(ids))
+    known = set(ids)
+    for o in objects:
+        assert o["attributes"]["title"]
+        assert o["coreMigrationVersion"].startswith("7.17.")
+        for ref in o["references"]:
+            assert (ref["type"], ref["id"]) in known, (o["id"], ref)
+    # Data views: one per index, time field set and mapped as a date.
+    views = by_type(objects, "index-pattern")
+    assert {v["attributes"]["title"] for v in views} == {Settings().index(n) for n in INDICES.values()}
+    for v in views:
+        key = next(k for k, n in INDICES.items() if Settings().index(n) == v["attributes"]["title"])
+        assert v["attributes"]["timeFieldName"] == TIME_FIELDS[key]
+        assert MAPPINGS[key][TIME_FIELDS[key]] == "date"
+    # Lens: every layer has its data view reference; every accessor names a column.
+    for lens in by_type(objects, "lens"):
+        state = lens["attributes"]["state"]
+        layers = state["datasourceStates"]["indexpattern"]["layers"]
+        names = {r["name"] for r in lens["references"]}
+        assert "indexpattern-datasource-current-indexpattern" in names
+        for layer_id, layer in layers.items():
+            assert f"indexpattern-datasource-layer-{layer_id}" in names
+            assert set(layer["columnOrder"]) == set(layer["columns"])
+            for col in layer["columns"].values():
+                if col["operationType"] == "terms" and col["params"]["orderBy"]["type"] == "column":
+                    assert col["params"]["orderBy"]["columnId"] in layer["columns"]
+        vis, cols = state["visualization"], set(next(iter(layers.values()))["columns"])
+        used = set()
+        for layer in vis.get("layers", [vis]):
+            assert layer["layerId"] in layers and layer["layerType"] == "data"
+            used |= {layer.get(k) for k in ("accessor", "xAccessor", "splitAccessor", "metric")} - {None}
+            used |= set(layer.get("accessors", [])) | set(layer.get("groups", []))
+            used |= {c["columnId"] for c in layer.get("columns", [])}
+        assert used and used <= cols, (lens["id"], used - cols)
+    # The dashboard: one panel per Lens object, each panelRefName resolved, no overlaps on the grid.
+    (dash,) = by_type(objects, "dashboard")
+    assert dash["attributes"]["title"] == "Customer churn — real time"
+    panels = json.loads(dash["attributes"]["panelsJSON"])
+    refs = {r["name"]: r for r in dash["references"]}
+    assert {refs[f"{p['panelIndex']}:{p['panelRefName']}"]["id"] for p in panels} == \
+        {o["id"] for o in by_type(objects, "lens")}
+    cells = set()
+    for p in panels:
+        g = p["gridData"]
+        assert g["i"] == p["panelIndex"] and 0 <= g["x"] and g["x"] + g["w"] <= 48
+        area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not (area & cells), p["panelIndex"]
+        cells |= area
+    json.loads(dash["attributes"]["optionsJSON"])
+    json.loads(dash["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+
+
+def test_every_panel_field_is_mapped_with_an_aggregatable_type(objects):
+    for lens in by_type(objects, "lens"):
+        key = index_of(lens, objects)
+        state = lens["attributes"]["state"]
+        fields = {c["sourceField"] for layer in state["datasourceStates"]["indexpattern"]["layers"].values()
+                  for c in layer["columns"].values() if c["operationType"] != "count"}
+        fields |= set(re.findall(r"(\w+) :", state["query"]["query"]))
+        for f in fields:
+            assert not f.endswith(".keyword"), (lens["id"], f)
+            assert f in MAPPINGS[key], (lens["id"], f)
+            assert MAPPINGS[key][f] in AGGREGATABLE, (lens["id"], f, MAPPINGS[key][f])
+            assert f not in PII, (lens["id"], f)
+    for p in P.PANELS:
+        assert p.fields() <= set(MAPPINGS[p.index]) and not (p.fields() & PII), p.id
+
+
+def test_dashboard_answers_every_question_of_the_issue():
+    titles = " | ".join(p.title.lower() for p in P.PANELS)
+    for q in ("average years active", "average fico", "average churn propensity", "churn propensity by activity type",
+              "gender distribution", "activity type distribution", "income by gender", "top 10 customers by income",
+              "activity type over years active", "longest-standing customers", "gender by income and activity type",
+              "rolling churn propensity by activity type", "rolling churn propensity by income band",
+              "risk tier distribution", "value / risk quadrants", "churn alerts", "sessions", "dead letters",
+              "event rate"):
+        assert q in titles, q
+
+
+# --- Lens means the panel's Elasticsearch aggregation ---------------------------------------------------
+
+LENS_TO_ES = {"average": "avg", "max": "max", "min": "min", "sum": "sum", "unique_count": "cardinality"}
+
+
+def lens_to_es_query(lens: dict) -> dict:
+    """An independent reading of a Lens object as an Elasticsearch search body."""
+    state = lens["attributes"]["state"]
+    (layer,) = state["datasourceStates"]["indexpattern"]["layers"].values()
+    cols = layer["columns"]
+    buckets = [c for c in layer["columnOrder"] if cols[c]["isBucketed"]]
+    metrics = [c for c in layer["columnOrder"] if not cols[c]["isBucketed"]]
+    names = {c: f"m{i}" for i, c in enumerate(metrics)}
+    metric_aggs = {names[c]: {LENS_TO_ES[cols[c]["operationType"]]: {"field": cols[c]["sourceField"]}}
+                   for c in metrics if cols[c]["operationType"] != "count"}
+    body: dict = {"size": 0, "track_total_hits": True}
+    terms = re.findall(r'(\w+) : "([^"]*)"', state["query"]["query"])
+    if terms:
+        body["query"] = {"bool": {"filter": [{"term": {f: v}} for f, v in terms]}}
+    aggs = dict(metric_aggs)
+    for level in range(len(buckets) - 1, -1, -1):
+        col = cols[buckets[level]]
+        if col["operationType"] == "date_histogram":
+            agg = {"date_histogram": {"field": col["sourceField"], "fixed_interval": col["params"]["interval"],
+                                      "min_doc_count": 1}}
+        else:
+            params = col["params"]
+            if params["orderBy"]["type"] == "alphabetical":
+                order = {"_key": params["orderDirection"]}
+            else:
+                target = params["orderBy"]["columnId"]
+                by = "_count" if cols[target]["operationType"] == "count" else names[target]
+                order = [{by: params["orderDirection"]}, {"_key": "asc"}]   # Elasticsearch's own tie-break
+            agg = {"terms": {"field": col["sourceField"], "size": params["size"], "order": order}}
+        if aggs:
+            agg["aggs"] = aggs
+        aggs = {f"b{level}": agg, **(metric_aggs if level else {})}
+    if aggs:
+        body["aggs"] = aggs
+    return body
+
+
+def test_each_lens_object_means_the_panels_elasticsearch_aggregation(objects):
+    lenses = {o["id"]: o for o in by_type(objects, "lens")}
+    for p in P.PANELS:
+        lens = lenses[saved_objects.lens_id(p)]
+        assert lens["attributes"]["title"] == p.title
+        assert index_of(lens, objects) == p.index
+        assert lens_to_es_query(lens) == P.es_query(p), p.id
+
+
+# --- the plain-Python side on literal documents -------------------------------------------------------------
+
+def test_python_rows_order_ties_truncation_buckets_and_missing_values():
+    docs = [{"customer_id": c, "income": inc, "gender": g, "t": t}
+            for c, inc, g, t in [(3, 100.0, "f", 0), (1, 100.0, "m", 61_000), (2, 50.0, "f", 59_999),
+                                 (4, None, "unknown", 120_000), (5, 10.0, None, 1)]]
+    top = P.Panel("x", "x", "enriched", "table", (P.Metric("max", "income"), P.Metric("count")),
+                  (P.Bucket("terms", "customer_id", size=3),))
+    assert P.python_rows(top, docs) == [(1, 100.0, 1), (3, 100.0, 1), (2, 50.0, 1)]   # ties by key asc
+    by_key = P.Panel("y", "y", "enriched", "bar", (P.Metric("avg", "income"),),
+                     (P.Bucket("terms", "gender", order="key"),))
+    assert P.python_rows(by_key, docs) == [("f", 75.0), ("m", 100.0), ("unknown", None)]
+    per_min = P.Panel("z", "z", "enriched", "bar", (P.Metric("count"),), (P.Bucket("date_histogram", "t"),),
+                      filter=(("gender", "f"),))
+    assert P.python_rows(per_min, docs) == [(0, 2)]
+    metric = P.Panel("w", "w", "enriched", "metric", (P.Metric("cardinality", "gender"),))
+    assert P.python_rows(metric, docs) == [(3,)]
+
+
+def test_es_rows_flatten_nested_buckets_and_metrics():
+    panel = P.PANELS_BY_ID["rolling-churn-by-activity"]
+    resp = {"hits": {"total": {"value": 3}}, "aggregations": {"b0": {"buckets": [
+        {"key": 60_000, "doc_count": 3, "m0": {"value": 0.5}, "b1": {"buckets": [
+            {"key": "claim", "doc_count": 2, "m0": {"value": 0.25}},
+            {"key": "login", "doc_count": 1, "m0": {"value": 1.0}}]}}]}}}
+    assert P.es_rows(panel, resp) == [(60_000, "claim", 0.25), (60_000, "login", 1.0)]
+    total = P.PANELS_BY_ID["alerts-total"]
+    assert P.es_rows(total, {"hits": {"total": {"value": 7}}}) == [(7,)]
+    assert P.es_rows(panel, {"hits": {"total": {"value": 0}}}) == []
+
+
+# --- templates ----------------------------------------------------------------------------------------------
+
+def test_template_settings_are_demo_defaults_and_overridable():
+    s = Settings()
+    assert index_settings(s, env={}) == {"shards": 1, "replicas": 0, "refresh_interval": "1s"}
+    env = {"CHURNSTREAM_INDEX_SHARDS": "3", "CHURNSTREAM_INDEX_REPLICAS": "1", "CHURNSTREAM_INDEX_REFRESH_INTERVAL": "5s"}
+    assert index_settings(s, env=env) == {"shards": 3, "replicas": 1, "refresh_interval": "5s"}
+    with pytest.raises(UserError):
+        index_settings(s, env={"CHURNSTREAM_INDEX_SHARDS": "many"})
+    body = template_body(s, "enriched", shards=3, replicas=1, refresh_interval="5s")
+    assert body["template"]["settings"] == {"number_of_shards": 3, "number_of_replicas": 1, "refresh_interval": "5s"}
+    assert body["template"]["mappings"]["dynamic"] == "strict"
+    for key, fields in MAPPINGS.items():
+        for name, typ in fields.items():
+            if name.endswith(("_time", "_start", "_end")):
+                assert typ == "date", (key, name)
+            if name.endswith(("_hash", "_id")) and name not in ("customer_id", "offer_id", "source_partition"):
+                assert typ == "keyword", (key, name)
+
+
+# --- the HTML page (unit: literal rows) -----------------------------------------------------------------
+
+def literal_results():
+    docs = {"enriched": [{"activity_id": "a", "customer_id": 1, "activity_type": "login", "gender": "female",
+                          "income": 50_000, "fico": 700, "years_active": 3, "propensity_to_churn": 0.2,
+                          "event_time": 0},
+                         {"activity_id": "b", "customer_id": 2, "activity_type": "claim", "gender": "male",
+                          "income": 70_000, "fico": 650, "years_active": 9, "propensity_to_churn": 0.7,
+                          "event_time": 60_000}],
+            "segments": [{"window_start": 0, "dimension": d, "segment": "x", "avg_propensity": 0.4,
+                          "high_risk_share": 0.5} for d in ("activity_type", "income_band", "tenure_band")],
+            "customers": [{"customer_id": 1, "risk_tier": "low", "value_risk_quadrant": "low-value/low-risk"}],
+            "alerts": [{"customer_id": 2, "alert_time": 60_000, "rolling_propensity": 0.75}],
+            "sessions": [{"session_start": 0, "duration_seconds": 30}],
+            "dead_letters": [{"reason": "malformed_json"}]}
+    return [(p, P.python_rows(p, docs[p.index])) for p in P.PANELS]
+
+
+def test_report_page_is_self_contained_and_has_every_panel():
+    html = report.page(literal_results(), "unit")
+    for p in P.PANELS:
+        assert f'id="panel-{p.id}"' in html
+    assert len(re.findall(r"<svg ", html)) >= sum(p.chart not in ("metric", "table") for p in P.PANELS)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "external resource in the report"
+    assert "<script src" not in html and "@import" not in html
+    assert "NaN" not in html and "None" not in html
+
+
+# --- installer against a fake Kibana (protocol) + the real Elasticsearch ------------------------------
+
+class FakeKibana:
+    """Just enough of Kibana 7.17's HTTP API to check what the installer sends."""
+
+    def __init__(self, unavailable_polls: int = 2, overall: str = "available"):
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.calls: list[tuple[str, str, dict]] = []
+        self.default_index = None
+        self.polls_left = unavailable_polls
+        self.overall = overall
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, body):
+                raw = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                fake.calls.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
+                if self.path.startswith("/api/status"):
+                    if fake.polls_left > 0:
+                        fake.polls_left -= 1
+                        return self.reply(503, {"status": {"overall": {"level": "unavailable"}}})
+                    return self.reply(200, {"status": {"overall": {"level": fake.overall}, "core": {
+                        "elasticsearch": {"level": "available"}, "savedObjects": {"level": "available"}}}})
+                if self.path == "/api/kibana/settings":
+                    return self.reply(200, {"settings": {"defaultIndex": {"userValue": fake.default_index}}
+                                            if fake.default_index else {}})
+                self.reply(404, {})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                fake.calls.append(("POST", self.path, {k.lower(): v for k, v in self.headers.items()}))
+                if self.headers.get("kbn-xsrf") is None:
+                    return self.reply(400, {"message": "Request must contain a kbn-xsrf header."})
+                m = re.match(r"^/api/saved_objects/(index-pattern)/([^?]+)\?overwrite=true$", self.path)
+                if m:
+                    doc = json.loads(body)
+                    fake.objects[(m.group(1), m.group(2))] = {"type": m.group(1), "id": m.group(2), **doc}
+                    return self.reply(200, {"id": m.group(2)})
+                if self.path == "/api/saved_objects/_import?overwrite=true":
+                    msg = BytesParser(policy=HTTP).parsebytes(
+                        b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
+                    (part,) = [p for p in msg.iter_parts() if p.get_param("name", header="content-disposition") == "file"]
+                    objs = load_ndjson(part.get_payload(decode=True).decode("utf-8"))
+                    errors = []
+                    incoming = {(o["type"], o["id"]) for o in objs}
+                    for o in objs:
+                        missing = [r for r in o["references"]
+                                   if (r["type"], r["id"]) not in incoming and (r["type"], r["id"]) not in fake.objects]
+                        if missing:
+                            errors.append({"id": o["id"], "error": {"type": "missing_references", "references": missing}})
+                    if errors:
+                        return self.reply(200, {"success": False, "successCount": 0, "errors": errors})
+                    for o in objs:
+                        fake.objects[(o["type"], o["id"])] = o
+                    return self.reply(200, {"success": True, "successCount": len(objs)})
+                if self.path == "/api/kibana/settings":
+                    fake.default_index = json.loads(body)["changes"]["defaultIndex"]
+                    return self.reply(200, {})
+                self.reply(404, {})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_kibana(monkeypatch):
+    from kibana import installer
+
+    monkeypatch.setattr(installer, "POLL_SECONDS", 0.05)
+    k = FakeKibana()
+    yield k
+    k.close()
+
+
+def test_kibana_client_waits_for_status_and_rejects_bad_credentials(fake_kibana):
+    from kibana.installer import Kibana
+
+    kb = Kibana(fake_kibana.url, {})
+    kb.wait(timeout=10)
+    assert [c[1] for c in fake_kibana.calls].count("/api/status?v8format=true") == 3
+    fake_kibana.overall = "degraded"          # a plugin degraded, saved objects fine: still installable
+    assert kb.ready()[0]
+    with pytest.raises(UserError, match="not ready"):
+        Kibana("http://127.0.0.1:9", {}).wait(timeout=0.2)
+
+
+@pytest.mark.integration
+def test_templates_are_installed_and_shape_new_indices(stack):
+    from kibana.templates import install_templates, template_name
+
+    es = stack.es_client()
+    names = install_templates(stack)
+    assert len(names) == len(MAPPINGS)
+    for key in MAPPINGS:
+        got = es.indices.get_index_template(name=template_name(stack, key))["index_templates"][0]
+        assert got["index_template"]["template"]["mappings"]["properties"].keys() == MAPPINGS[key].keys()
+    sim = es.indices.simulate_index_template(name=stack.index(INDICES["alerts"]))["template"]
+    assert sim["settings"]["index"]["number_of_replicas"] == "0"
+    assert {k: v["type"] for k, v in sim["mappings"]["properties"].items()} == MAPPINGS["alerts"]
+
+
+@pytest.mark.integration
+def test_install_is_idempotent_with_security_headers(stack, fake_kibana):
+    from kibana.installer import install
+
+    secured = stack.with_(es_username="elastic", es_password="s3cret")   # local ES has security off
+    for _ in range(2):
+        summary = install(secured, kibana_url=fake_kibana.url, timeout=30)
+        assert summary["imported"] == len(P.PANELS) + 1
+    assert len(summary["data_views"]) == len(INDICES)
+    expected_auth = "Basic " + base64.b64encode(b"elastic:s3cret").decode()
+    assert all(h.get("authorization") == expected_auth for _, _, h in fake_kibana.calls)
+    assert all(h.get("kbn-xsrf") for m, _, h in fake_kibana.calls if m == "POST")
+    objs = fake_kibana.objects
+    assert {o["attributes"]["title"] for (t, _), o in objs.items() if t == "index-pattern"} == \
+        {stack.index(n) for n in INDICES.values()}
+    assert ("dashboard", saved_objects.DASHBOARD_ID) in objs
+    assert fake_kibana.default_index == saved_objects.data_view_id("enriched")
+
+
+def test_install_cli_parses_and_skip_kibana_flag():
+    import argparse
+
+    from kibana import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["kibana", "install", "--skip-kibana", "--kibana-url", "http://k:5601", "--replicas", "1"])
+    assert args.func is cli.install and args.skip_kibana and args.kibana_url == "http://k:5601" and args.replicas == 1
+    args = parser.parse_args(["kibana", "report", "--out", "x.html"])
+    assert args.func is cli.report and args.out == "x.html"
+
+
+# --- every panel on the real node over the seeded pipeline run -----------------------------------------
+
+def expected_docs(expected, key: str) -> list[dict]:
+    docs = expected.by_index()[key]
+    return list(docs.values()) if isinstance(docs, dict) else list(docs)
+
+
+def same_rows(got: list[tuple], want: list[tuple]) -> bool:
+    if len(got) != len(want):
+        return False
+    for g, w in zip(got, want):
+        if len(g) != len(w):
+            return False
+        for a, b in zip(g, w):
+            if isinstance(a, float) or isinstance(b, float):
+                if a is None or b is None:
+                    if a is not b:
+                        return False
+                elif not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9):
+                    return False
+            elif a != b:
+                return False
+    return True
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("panel", P.PANELS, ids=lambda p: p.id)
+def test_panel_aggregation_matches_plain_python(pipeline_run, panel):
+    s = pipeline_run.settings
+    got = P.run(s.es_client(), s.index(INDICES[panel.index]), panel)
+    want = P.python_rows(panel, expected_docs(pipeline_run.expected, panel.index))
+    assert want and (panel.chart == "metric" or len(want) > 0)
+    assert same_rows(got, want), f"{panel.id}\nElasticsearch: {got[:12]}\nPython:        {want[:12]}"
+
+
+# --- the HTML report in headless Chromium ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def chromium():
+    from kibana import browser
+
+    if not browser.find_chromium():
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, env=env, timeout=600)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=False,
+                           capture_output=True, env=env, timeout=900)
+        if not browser.find_chromium():
+            pytest.skip("no Chromium: install Debian's 'chromium' package (needs root and apt-get) to run this test")
+    return browser
+
+
+@pytest.mark.integration
+def test_report_renders_every_panel_in_chromium_without_console_errors(pipeline_run, chromium, tmp_path):
+    html = report.render(pipeline_run.settings)
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    dom, console = chromium.dump_dom(page)
+    assert console == [], f"console messages: {console}"
+    status = re.search(r'<span id="render-status" data-rendered="(\w+)" data-panels="(\d+)"', dom)
+    assert status and status.groups() == ("yes", str(len(P.PANELS))), dom[-600:]
+    kinds = dict(re.findall(r'data-panel="([\w-]+)" data-kind="(\w+)"', dom))
+    assert kinds == {p.id: p.chart for p in P.PANELS}, kinds      # no empty or failed panel
+    png = tmp_path / "dashboard.png"
+    assert chromium.screenshot(page, png) == []
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 10_000 < png.stat().st_size < 1_000_000
+    if os.environ.get("CHURNSTREAM_UPDATE_SCREENSHOT"):
+        shutil.copyfile(png, PROJECT_ROOT / "docs" / "dashboard.png")
