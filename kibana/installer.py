@@ -167,7 +167,13 @@ def install(settings: Settings, kibana_url: str | None = None, skip_kibana: bool
     """Everything, idempotently. Returns a summary (for the CLI and tests)."""
     es = es_client(settings)
     wait_for_elasticsearch(settings, es, timeout)
-    summary: dict = {"templates": install_templates(settings, es=es, **index_overrides)}
+    summary: dict = {}
+    if settings.kibana_system_password:
+        # Compose: Kibana logs in as kibana_system; its password comes from .env, never from a file in git.
+        es.security.change_password(username="kibana_system", body={"password": settings.kibana_system_password})
+        summary["kibana_system_password"] = "set"
+        log.info("kibana: kibana_system password set")
+    summary["templates"] = install_templates(settings, es=es, **index_overrides)
     if skip_kibana:
         return summary
     kb = Kibana(kibana_url or settings.kibana_url, auth_header(settings))
