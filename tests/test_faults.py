@@ -30,7 +30,6 @@ def _job(settings, log_file, *flags):
 def test_job_killed_hard_mid_stream_resumes_from_checkpoint_without_loss_or_duplicates(stack, tmp_path):
     from churnstream.expected import compute
     from churnstream.topics import ensure_topics
-    from flink_jobs import pipeline
     from flink_jobs.params import JobOptions, index_names
     from generator import GeneratorConfig, expected_records, produce
     from kibana.templates import install_templates
@@ -56,18 +55,12 @@ def test_job_killed_hard_mid_stream_resumes_from_checkpoint_without_loss_or_dupl
     feed.start()
     killed_at = None
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and job.poll() is None:
-        try:
-            es.indices.refresh(index=index)
-            count = es.count(index=index)["count"]
-        except Exception:  # noqa: BLE001 - index not created yet
-            count = 0
-        if count > 0 and pipeline.latest_checkpoint(s) is not None:
-            os.killpg(job.pid, signal.SIGKILL)        # a crash, not a cancel
+    try:
+        killed_at = _kill_when_checkpointed(job, s, es, index, deadline)
+    finally:
+        if job.poll() is None:      # never leave a job running behind a failed test
+            os.killpg(job.pid, signal.SIGKILL)
             job.wait()
-            killed_at = count
-            break
-        time.sleep(0.1)
     assert killed_at is not None, "the job finished (or never wrote) before it could be killed"
     assert killed_at < config.activities, "killed too late to prove anything"
 
@@ -106,12 +99,33 @@ def _nothing_lost_or_doubled(report) -> bool:
     return not (report.missing or report.duplicated or report.unexpected)
 
 
+def _kill_when_checkpointed(job, s, es, index, deadline):
+    """SIGKILL the job's whole process group once it has written and completed a checkpoint."""
+    from flink_jobs import pipeline
+
+    while time.monotonic() < deadline and job.poll() is None:
+        try:
+            es.indices.refresh(index=index)
+            count = es.count(index=index)["count"]
+        except Exception:  # noqa: BLE001 - index not created yet
+            count = 0
+        if count > 0 and pipeline.latest_checkpoint(s) is not None:
+            os.killpg(job.pid, signal.SIGKILL)        # a crash, not a cancel
+            job.wait()
+            return count
+        time.sleep(0.1)
+    return None
+
+
 def _wait_for_line(proc, log_file, text: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         if text in log_file.read_text(errors="replace"):
             return
         time.sleep(0.5)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     raise AssertionError(f"the job never logged {text!r}:\n{log_file.read_text(errors='replace')[-2000:]}")
 
 
