@@ -19,6 +19,7 @@ def test_bench_smoke_run_writes_every_figure(tmp_path, stack):
     for kind in ("pipeline", "passthrough"):
         assert res["job_throughput"][kind]["records_per_s"] > 0
         lat = res["latency"]["500"][kind]
-        assert lat["visible"] == lat["events"] > 0 and lat["p50_s"] is not None
+        # The pipeline's last events wait for a watermark that only later traffic moves: not all visible.
+        assert 0 < lat["visible"] <= lat["events"] and lat["p50_s"] is not None
     assert res["elasticsearch_bulk"]["docs_per_s"] > 0
     assert "| pipeline |" in (tmp_path / "RESULTS.md").read_text()
