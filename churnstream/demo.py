@@ -73,6 +73,13 @@ def run(args, settings) -> int:
     print(f"Done in {time.monotonic() - t0:.0f} s. Documents in Elasticsearch ({local.es_url}):")
     for r in reports:
         print(f"  {r.index:<28} {r.found:>7}")
+    from pathlib import Path
+
+    from kibana.report import render
+
+    report = Path(settings.run_dir) / "report.html"
+    report.write_text(render(local), encoding="utf-8")
+    print(f"Dashboard without Kibana: file://{report.resolve()}  (open it in a browser)")
     print(f"Look: curl '{local.es_url}/{local.index_prefix}*/_count'  |  logs: {settings.run_dir}/logs  |  "
           "stop: churnstream stack down")
     return 0 if all(r.ok for r in reports) else 1
