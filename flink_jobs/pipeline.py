@@ -104,10 +104,7 @@ def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsea
     """Submit the pipeline; with ``wait`` block until it ends (bounded runs end by themselves)."""
     t0 = time.monotonic()
     t_env, script = build(settings, opts, sink, resume_from)
-    stmt_set = t_env.create_statement_set()
-    for ins in script.inserts:
-        stmt_set.add_insert_sql(ins)
-    result = stmt_set.execute()
+    result = sql_runner.execute_inserts(t_env, script.inserts)
     client = result.get_job_client()
     job_id = client.get_job_id() if client else "?"
     log.info("job: submitted %s (%d inserts, %s, sink=%s) in %.1f s", job_id, len(script.inserts),

@@ -146,7 +146,12 @@ def apply(t_env, script: Script, run_inserts: bool = True):
         t_env.execute_sql(stmt)
     if not run_inserts or not script.inserts:
         return None
+    return execute_inserts(t_env, script.inserts)
+
+
+def execute_inserts(t_env, inserts: list[str]):
+    """Submit all inserts as one statement set (one job: shared sources are read once)."""
     stmt_set = t_env.create_statement_set()
-    for ins in script.inserts:
+    for ins in inserts:
         stmt_set.add_insert_sql(ins)
     return stmt_set.execute()
