@@ -14,10 +14,11 @@ CREATE TABLE activity_raw (
   kafka_ts        TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   -- Event time is the payload's event_time when it is plausible, else the Kafka timestamp: a bad
   -- record (future timestamp, garbage) must not push the watermark.
+  -- (Each JSON_VALUE call parses the payload again, so it appears twice only; a NULL or
+  -- non-numeric event_time makes the test unknown and falls to ELSE.)
   rowtime AS CASE
-    WHEN TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT) IS NOT NULL
-     AND TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT), 3)
-         BETWEEN kafka_ts - INTERVAL '${max_clock_skew_hours}' HOUR AND kafka_ts + INTERVAL '${max_clock_skew_hours}' HOUR
+    WHEN ABS(TIMESTAMPDIFF(SECOND, kafka_ts, TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT), 3)))
+         <= ${max_clock_skew_hours} * 3600
     THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT), 3)
     ELSE kafka_ts
   END,
