@@ -1,13 +1,17 @@
-"""Flink job throughput (records/s) and end-to-end latency, each next to a pass-through job."""
+"""Flink job throughput (records/s), end-to-end latency of the enriched index and of window results,
+each next to a pass-through job; optionally with CPU/memory of the processes (bench/procs.py)."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
 
+from churnstream.logs import configure as configure_logs
 from churnstream.settings import Settings
 from flink_jobs import params as job_params
 from flink_jobs import pipeline, sql_runner
@@ -18,18 +22,60 @@ PASSTHROUGH = Path(__file__).with_name("passthrough.sql")
 
 def run_job(settings: Settings, opts: job_params.JobOptions, kind: str, wait: bool = True):
     """kind: 'pipeline' (the product) or 'passthrough' (Kafka -> ES, no logic)."""
-    if kind == "pipeline":
-        return pipeline.run(settings, opts, wait=wait)
-    from churnstream.artifacts import connector_jars
+    try:
+        if kind == "pipeline":
+            return pipeline.run(settings, opts, wait=wait)
+        from churnstream.artifacts import connector_jars
 
-    t_env = pipeline.table_env(settings, jars=connector_jars(settings))
-    pipeline.configure_checkpoints(t_env, settings)
-    values = dict(job_params.build(settings, opts), index_passthrough=settings.index("passthrough"))
-    script = sql_runner.load([pipeline.SOURCES, PASSTHROUGH], values)
-    result = sql_runner.apply(t_env, script)
-    if wait:
-        result.wait()
-    return result
+        t_env = pipeline.table_env(settings, jars=connector_jars(settings))
+        pipeline.configure_checkpoints(t_env, settings)
+        values = dict(job_params.build(settings, opts), index_passthrough=settings.index("passthrough"))
+        script = sql_runner.load([pipeline.SOURCES, PASSTHROUGH], values)
+        result = sql_runner.apply(t_env, script)
+        if wait:
+            result.wait()
+        return result
+    finally:
+        pin_logs()
+
+
+def pin_logs() -> None:
+    """Keep the churnstream.* lines (ours, the job's) on stderr for the whole run.
+
+    In a local mini-cluster PyFlink runs the Python UDF harness in loopback mode, inside this
+    process; when it starts it replaces the root logger's handlers with Beam's FnApiLogRecordHandler,
+    which ships every record to the Flink job's log, and from then on our lines vanish from the
+    terminal (re-running logging.basicConfig does nothing: root has a handler). So the churnstream
+    logger gets its own stderr handler and stops propagating to root.
+    """
+    configure_logs()
+    logger = logging.getLogger("churnstream")
+    if not any(getattr(h, "churnstream_bench", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S"))
+        handler.churnstream_bench = True
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+def warm_up(settings: Settings, events: int = 200) -> dict:
+    """One tiny unmeasured run of each job: the first job of a process starts PyFlink's JVM, the first
+    pipeline job also Beam's loopback UDF harness; neither belongs in a start-up or throughput figure."""
+    from churnstream.topics import ensure_topics
+    from kibana.templates import install_templates
+
+    out = {}
+    for kind in ("passthrough", "pipeline"):
+        s = settings.with_(topic_prefix=f"{settings.topic_prefix}{kind}-",
+                           index_prefix=f"{settings.index_prefix}{kind}-")
+        ensure_topics(s)
+        install_templates(s)
+        produce_events(s, events)
+        t0 = time.monotonic()
+        run_job(s, job_params.JobOptions(bounded=True, group_id=f"bench-warm-{kind}"), kind)
+        out[kind] = round(time.monotonic() - t0, 1)
+        log.info("bench: warm-up %s job over %d events took %.1f s", kind, events, out[kind])
+    return out
 
 
 def produce_events(settings: Settings, n: int, seed: int = 1, rate: float = 0, start_ms: int | None = 1_767_225_600_000,
@@ -41,92 +87,200 @@ def produce_events(settings: Settings, n: int, seed: int = 1, rate: float = 0, s
     return produce(settings, config, rate=rate, duration=duration, workers=1, progress=False)
 
 
-def throughput(settings: Settings, events: int, warmup_events: int = 2_000) -> dict:
-    """Records/s of a bounded run over `events`, net of job start/stop (measured on a tiny run)."""
+class _NoPhase:
+    summary = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def phase(mon):
+    """CPU/memory of the stack's processes while the block runs (bench/procs.py); a no-op without a monitor."""
+    return mon.phase() if mon is not None else _NoPhase()
+
+
+def throughput(settings: Settings, kind: str, events: int, mon=None, small_events: int = 2_000) -> dict:
+    """Records/s of a bounded run of job `kind` over `events`, net of job start/stop (measured on a tiny run)."""
     from churnstream.topics import ensure_topics
     from kibana.templates import install_templates
 
-    out = {}
-    for kind in ("passthrough", "pipeline"):
-        timings = {}
-        for label, n in (("small", warmup_events), ("large", events)):
-            s = settings.with_(topic_prefix=f"{settings.topic_prefix}{kind}-{label}-",
-                               index_prefix=f"{settings.index_prefix}{kind}-{label}-")
-            ensure_topics(s)
-            install_templates(s)
-            produce_events(s, n)
+    timings, procs = {}, {}
+    for label, n in (("small", small_events), ("large", events)):
+        s = settings.with_(topic_prefix=f"{settings.topic_prefix}{kind}-{label}-",
+                           index_prefix=f"{settings.index_prefix}{kind}-{label}-")
+        ensure_topics(s)
+        install_templates(s)
+        produce_events(s, n)
+        with phase(mon) as ph:
             t0 = time.monotonic()
             run_job(s, job_params.JobOptions(bounded=True, group_id=f"bench-{kind}-{label}"), kind)
             timings[label] = time.monotonic() - t0
-            log.info("bench: %s job over %d events took %.1f s", kind, n, timings[label])
-        net = max(timings["large"] - timings["small"], 1e-3)
-        out[kind] = {"events": events, "wall_s": round(timings["large"], 1), "startup_s": round(timings["small"], 1),
-                     "records_per_s": round((events - warmup_events) / net)}
-    return out
+        procs[label] = ph.summary
+        log.info("bench: %s job over %d events took %.1f s", kind, n, timings[label])
+    net = timings["large"] - timings["small"]
+    # A large run no longer than the small one (tiny sizes, noise) gives no figure rather than a silly one.
+    rps = round((events - small_events) / net) if net > 0 and events > small_events else None
+    return {"events": events, "wall_s": round(timings["large"], 1), "startup_s": round(timings["small"], 1),
+            "records_per_s": rps, "procs": procs["large"], "procs_small": procs["small"]}
 
 
-def latency(settings: Settings, rate: float, seconds: float, out_of_orderness_s: int = 1) -> dict:
+def latency(settings: Settings, kind: str, rate: float, seconds: float, mon=None, out_of_orderness_s: int = 1,
+            settle_s: float = 8.0, drain_timeout_s: float = 60.0) -> dict:
     """p50/p99/max from produce time (= event time, real clock) to document visible in Elasticsearch.
 
     The job runs unbounded; events are produced at `rate` for `seconds`. A poller counts documents
     every 50 ms; the k-th document's visibility is the first poll that saw k documents, the k-th
-    event's produce time is its scheduled time. Quantiles over all k (order statistics, so no
-    per-document timestamps are needed inside Elasticsearch).
+    event's produce time is its event time as the generator stamped it (the ledger's first and last
+    activity event times, spaced evenly in between: the pace the generator really achieved, which is
+    below `rate` when it cannot keep up). Quantiles over all k (order statistics, so no per-document
+    timestamps are needed inside Elasticsearch).
+
+    For the pipeline the same run also measures the window results: the poller records when each
+    segments (HOP window) document is first seen; its latency is that time minus (window_end +
+    the out-of-orderness bound), i.e. window size and watermark delay are subtracted (window_end is
+    wall-clock time since the events carry the real clock).
+
+    The wait after producing ends when every event is visible, or when neither index has grown
+    for `settle_s` (the pipeline's last events and windows wait for a watermark that only later
+    traffic would move), or after `drain_timeout_s`.
     """
     from churnstream.topics import ensure_topics
     from kibana.templates import install_templates
 
-    out = {}
-    for kind, index_key in (("passthrough", "passthrough"), ("pipeline", "enriched")):
-        s = settings.with_(topic_prefix=f"{settings.topic_prefix}lat-{kind}-",
-                           index_prefix=f"{settings.index_prefix}lat-{kind}-")
-        ensure_topics(s)
-        install_templates(s)
-        index = s.index("passthrough") if kind == "passthrough" else job_params.index_names(s)["enriched"]
-        opts = dataclasses.replace(job_params.JobOptions(bounded=False, group_id=f"bench-lat-{kind}"),
-                                   out_of_orderness_seconds=out_of_orderness_s, bulk_flush_interval="200ms")
-        result = run_job(s, opts, kind, wait=False)
-        es = s.es_client()
+    s = settings.with_(topic_prefix=f"{settings.topic_prefix}lat-{kind}-",
+                       index_prefix=f"{settings.index_prefix}lat-{kind}-")
+    ensure_topics(s)
+    install_templates(s)
+    names = job_params.index_names(s)
+    index = s.index("passthrough") if kind == "passthrough" else names["enriched"]
+    windows_index = names["segments"] if kind == "pipeline" else None
+    opts = dataclasses.replace(job_params.JobOptions(bounded=False, group_id=f"bench-lat-{kind}"),
+                               out_of_orderness_seconds=out_of_orderness_s, bulk_flush_interval="200ms")
+    result = run_job(s, opts, kind, wait=False)
+    poller = _Poller(s.es_client(), index, windows_index)
+    try:
         _wait_running(result)
         time.sleep(3)     # let sources finish their first fetch
-        seen: list[tuple[float, int]] = []
-        stop = threading.Event()
-
-        def poll():
-            while not stop.is_set():
-                try:
-                    es.indices.refresh(index=index)
-                    seen.append((time.time(), es.count(index=index)["count"]))
-                except Exception:  # noqa: BLE001 - index not there yet
-                    pass
-                time.sleep(0.05)
-
-        poller = threading.Thread(target=poll, daemon=True)
         poller.start()
-        t_start = time.time()
-        ledger = produce_events(s, -1, rate=rate, start_ms=None, duration=seconds)
-        n = ledger["topics"]["customer_activity"]["delivered"]
-        deadline = time.time() + 60
-        while (not seen or seen[-1][1] < n) and time.time() < deadline:
-            time.sleep(0.2)
-        stop.set()
-        poller.join()
-        result.get_job_client().cancel().result()
-        lat = []
-        j = 0
-        for k in range(1, n + 1):
-            while j < len(seen) and seen[j][1] < k:
-                j += 1
-            if j == len(seen):
-                break
-            scheduled = t_start + (k - 1) / rate
-            lat.append(seen[j][0] - scheduled)
-        lat.sort()
-        q = (lambda p: round(lat[min(len(lat) - 1, int(p * len(lat)))], 3)) if lat else (lambda p: None)
-        out[kind] = {"rate": rate, "events": n, "visible": len(lat), "p50_s": q(0.5), "p99_s": q(0.99),
-                     "max_s": round(lat[-1], 3) if lat else None, "out_of_orderness_s": out_of_orderness_s}
-        log.info("bench: latency %s at %.0f msg/s: %s", kind, rate, out[kind])
+        with phase(mon) as ph:
+            ledger = produce_events(s, -1, rate=rate, start_ms=None, duration=seconds)
+            act = ledger["topics"]["customer_activity"]
+            n = act["delivered"]
+            why = poller.wait(n, settle_s, drain_timeout_s)
+    finally:
+        poller.stop()
+        result.get_job_client().cancel().result()   # never leave an unbounded job running
+    log.info("bench: latency %s at %.0f msg/s: %d events, drain ended by %s", kind, rate, n, why)
+    t_first, t_last = act["event_time_min"] / 1000, act["event_time_max"] / 1000
+    pace = (t_last - t_first) / (n - 1) if n > 1 else 0.0
+    lat = []
+    j = 0
+    seen = poller.counts
+    for k in range(1, n + 1):
+        while j < len(seen) and seen[j][1] < k:
+            j += 1
+        if j == len(seen):
+            break
+        lat.append(seen[j][0] - (t_first + (k - 1) * pace))
+    out = {"rate": rate, "achieved_rate": round((n - 1) / (t_last - t_first)) if t_last > t_first else None,
+           "events": n, "visible": len(lat), **quantiles(lat), "out_of_orderness_s": out_of_orderness_s,
+           "procs": ph.summary}
+    if windows_index:
+        wl = [t - (end + out_of_orderness_s) for t, end in poller.windows.values()]
+        by_end: dict[str, float] = {}     # per window end: the first of its documents to be seen
+        for t, end in poller.windows.values():
+            key = datetime.datetime.fromtimestamp(end, datetime.timezone.utc).strftime("%H:%M:%S")
+            by_end[key] = round(min(by_end.get(key, float("inf")), t - (end + out_of_orderness_s)), 3)
+        out["windows"] = {"documents": len(wl), "window_ends": len(by_end),
+                          "window_size_s": opts.window_size_seconds, "window_slide_s": opts.window_slide_seconds,
+                          "out_of_orderness_s": out_of_orderness_s, **quantiles(wl),
+                          "first_seen_by_window_end": dict(sorted(by_end.items()))}
+    log.info("bench: latency %s at %.0f msg/s: %s", kind, rate,
+             {k: v for k, v in out.items() if k not in ("procs", "windows")})
+    if windows_index:
+        log.info("bench: window latency at %.0f msg/s: %s", rate,
+                 {k: v for k, v in out["windows"].items() if k != "first_seen_by_window_end"})
     return out
+
+
+def quantiles(values: list[float]) -> dict:
+    v = sorted(values)
+    if not v:
+        return {"p50_s": None, "p99_s": None, "max_s": None}
+    q = lambda p: round(v[min(len(v) - 1, int(p * len(v)))], 3)  # noqa: E731
+    return {"p50_s": q(0.5), "p99_s": q(0.99), "max_s": round(v[-1], 3)}
+
+
+class _Poller:
+    """Counts the documents of `index` every 50 ms; notes when each window document is first seen."""
+
+    def __init__(self, es, index: str, windows_index: str | None, interval: float = 0.05, windows_every: int = 5):
+        self.es, self.index, self.windows_index = es, index, windows_index
+        self.interval, self.windows_every = interval, windows_every
+        self.counts: list[tuple[float, int]] = []              # (wall time, documents visible)
+        self.windows: dict[str, tuple[float, float]] = {}       # window_id -> (first seen, window_end epoch s)
+        self.last_growth = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="bench-poller")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            check_windows = self.windows_index is not None and i % self.windows_every == 0
+            i += 1
+            try:
+                self.es.indices.refresh(index=f"{self.index},{self.windows_index}" if check_windows else self.index,
+                                        ignore_unavailable=True)
+                t = time.time()
+                n = self.es.count(index=self.index)["count"]
+                if not self.counts or n > self.counts[-1][1]:
+                    self.last_growth = time.monotonic()
+                self.counts.append((t, n))
+                if check_windows:
+                    self._windows(t)
+            except Exception:  # noqa: BLE001 - index not there yet
+                pass
+            time.sleep(self.interval)
+
+    def _windows(self, t: float) -> None:
+        if self.es.count(index=self.windows_index)["count"] <= len(self.windows):
+            return
+        r = self.es.search(index=self.windows_index, body={"size": 10_000, "_source": ["window_end"]},
+                           filter_path="hits.hits._id,hits.hits._source")
+        for h in r.get("hits", {}).get("hits", []):
+            if h["_id"] not in self.windows:
+                self.windows[h["_id"]] = (t, window_end_epoch(h["_source"]["window_end"]))
+                self.last_growth = time.monotonic()
+
+    def wait(self, n: int, settle_s: float, timeout_s: float) -> str:
+        """Until all `n` documents are visible ('all'), nothing grew for `settle_s` ('settled'), or 'timeout'."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.counts and self.counts[-1][1] >= n:
+                return "all"
+            if time.monotonic() - self.last_growth > settle_s:
+                return "settled"
+            time.sleep(0.2)
+        return "timeout"
+
+
+def window_end_epoch(value) -> float:
+    """window_end as the connector writes it: ISO-8601 in UTC without a zone (table.local-time-zone=UTC)."""
+    if isinstance(value, (int, float)):
+        return value / 1000
+    dt = datetime.datetime.fromisoformat(str(value).rstrip("Z"))
+    return dt.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def _wait_running(result, timeout: float = 120) -> None:
