@@ -15,6 +15,9 @@ from churnstream import PROJECT_ROOT, UserError
 
 SECRET = {"secret": True}
 
+# The Flink SQL Kafka connector relocates the Kafka client classes: its JAAS login modules live here.
+FLINK_KAFKA_SHADED_PREFIX = "org.apache.flink.kafka.shaded."
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -101,12 +104,19 @@ class Settings:
             conf["ssl.ca.location"] = self.kafka_ssl_ca_location
         return conf
 
-    def kafka_java_properties(self) -> dict[str, str]:
-        """The same connection for Java clients (the Flink Kafka connector's 'properties.*')."""
+    def kafka_java_properties(self, shaded: bool = True) -> dict[str, str]:
+        """The same connection for Java clients: by default for the Flink SQL Kafka connector's 'properties.*'.
+
+        That connector jar relocates the Kafka client under ``org.apache.flink.kafka.shaded.``, so its
+        JAAS login module has the relocated class name (the plain name fails with "No LoginModule
+        found"); ``shaded=False`` gives the names for an unshaded kafka-clients.
+        """
         props = {"bootstrap.servers": self.kafka_bootstrap, "security.protocol": self.kafka_security_protocol}
         if self.kafka_sasl_mechanism:
             module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if self.kafka_sasl_mechanism == "PLAIN"
                       else "org.apache.kafka.common.security.scram.ScramLoginModule")
+            if shaded:
+                module = FLINK_KAFKA_SHADED_PREFIX + module
             user = self.kafka_sasl_username.replace('"', '\\"')
             pwd = self.kafka_sasl_password.replace('"', '\\"')
             props["sasl.mechanism"] = self.kafka_sasl_mechanism
