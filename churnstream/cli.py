@@ -81,7 +81,8 @@ def _settings(args, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="churnstream", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    # Not required here: main() checks it after the unknown flags, so `churnstream --nope` names --nope.
+    sub = p.add_subparsers(dest="command", parser_class=Parser)
 
     s = sub.add_parser("fetch", help="download the pinned JVM artifacts into the cache (no-op when cached)")
     s.set_defaults(func=_fetch)
@@ -112,11 +113,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _innermost(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The (sub)parser of the command the user chose, so an error points at its own --help."""
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps subcommands only here
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _innermost(chosen, args)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None):
+    """Flags -> namespace; every mistake is one sentence on stderr and exit code 2."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices  # noqa: SLF001
+        parser.error(f"a command is required, one of: {', '.join(commands)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     configure_logs(args.verbose)
     try:
         settings = Settings.from_env()
+        # From here on secrets live only in `settings`: no child process (the Flink JVM and its Python
+        # workers, whose environment Beam logs) inherits them.
+        Settings.forget_secret_environment()
+        if args.command == "job":
+            # flink_jobs.cli checks Kafka and Elasticsearch; a remote cluster that is not there is checked
+            # here, before PyFlink spends a minute retrying it and ends in a Java stack trace.
+            from churnstream.health import require_flink
+
+            require_flink(settings.with_(flink_jobmanager=args.jobmanager or settings.flink_jobmanager))
         return args.func(args, settings) or 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

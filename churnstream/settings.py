@@ -1,13 +1,17 @@
 """One typed settings object. Flags say *what*; the environment says *where* and holds secrets.
 
 Every field reads ``CHURNSTREAM_<FIELD>`` (upper case) from the environment, falling back to the
-default below. Secrets are never printed: ``redacted()`` shows them as ``***``.
+default below. Secrets are never printed: ``redacted()`` shows them as ``***``. A value that cannot
+work (a URL without a scheme, a port that is not a number, SASL without a mechanism...) stops every
+command at start-up with one sentence naming the variable (``check()``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -15,8 +19,21 @@ from churnstream import PROJECT_ROOT, UserError
 
 SECRET = {"secret": True}
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # The Flink SQL Kafka connector relocates the Kafka client classes: its JAAS login modules live here.
 FLINK_KAFKA_SHADED_PREFIX = "org.apache.flink.kafka.shaded."
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+_HEAP = re.compile(r"^\d+[mMgG]$")
+
+
+def _or_list(items) -> str:
+    items = list(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _var(name: str) -> str:
+    return f"CHURNSTREAM_{name.upper()}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,7 @@ class Settings:
     # Elasticsearch credentials (empty = security off, as on the local stack).
     es_username: str = ""
     es_password: str = field(default="", metadata=SECRET)
+    es_api_key: str = field(default="", metadata=SECRET)               # instead of user/password (kibana installer)
     kibana_system_password: str = field(default="", metadata=SECRET)   # set by the compose setup service
     # Names.
     topic_prefix: str = ""
@@ -68,8 +86,86 @@ class Settings:
                         raise UserError(f"{key}={raw!r} is not a whole number; set it to one, e.g. {key}={f.default}.")
                 else:
                     values[f.name] = raw
+        for name in ("kafka_security_protocol", "kafka_sasl_mechanism"):
+            if isinstance(values.get(name), str):
+                values[name] = values[name].strip().upper()
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return cls(**values).check()
+
+    def check(self) -> "Settings":
+        """Raise UserError (one sentence naming the variable and a valid example) on a value that cannot work."""
+        def bad(name: str, what: str, example: str) -> UserError:
+            return UserError(f"{_var(name)}={getattr(self, name)!r} is not {what}; set it to one, "
+                             f"e.g. {_var(name)}={example}.")
+
+        for entry in self.kafka_bootstrap.split(","):
+            m = _HOST_PORT.match(entry.strip())
+            if not m or not 0 < int(m.group(2)) < 65536:
+                raise bad("kafka_bootstrap", "a comma-separated list of host:port", "127.0.0.1:9092")
+        for name, example in (("es_url", "http://127.0.0.1:9200"), ("kibana_url", "http://127.0.0.1:5601"),
+                              ("schema_registry_url", "http://127.0.0.1:8081")):
+            value = getattr(self, name)
+            if name == "schema_registry_url" and not value:
+                continue
+            if not _is_http_url(value):
+                raise bad(name, "a valid http:// or https:// URL", example)
+        if self.flink_jobmanager and not _HOST_PORT.match(self.flink_jobmanager) \
+                and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.flink_jobmanager):
+            raise bad("flink_jobmanager", "a host:port", "127.0.0.1:8081")
+        for name in ("kafka_port", "kafka_controller_port", "es_port"):
+            if not 0 < getattr(self, name) < 65536:
+                raise bad(name, "a TCP port (1 to 65535)", str(getattr(Settings, name)))
+        for name in ("kafka_heap", "es_heap"):
+            if not _HEAP.match(getattr(self, name)):
+                raise bad(name, "a JVM heap size", "1g")
+        if self.parallelism < 1:
+            raise bad("parallelism", "a parallelism of at least 1", "1")
+        if self.checkpoint_interval_ms < 10:
+            raise bad("checkpoint_interval_ms", "a checkpoint interval of at least 10 ms", "5000")
+        self._check_kafka_security()
+        if self.es_username and not self.es_password:
+            raise UserError("CHURNSTREAM_ES_USERNAME is set but CHURNSTREAM_ES_PASSWORD is empty; "
+                            "set the password too, or unset both for a cluster without security.")
+        return self
+
+    def _check_kafka_security(self) -> None:
+        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
+        if protocol not in SECURITY_PROTOCOLS:
+            raise UserError(f"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL={protocol!r} is not a Kafka security protocol; "
+                            f"set it to {_or_list(SECURITY_PROTOCOLS)}.")
+        sasl = protocol.startswith("SASL_")
+        if mechanism and mechanism not in SASL_MECHANISMS:
+            raise UserError(f"CHURNSTREAM_KAFKA_SASL_MECHANISM={mechanism!r} is not supported; "
+                            f"set it to {_or_list(SASL_MECHANISMS)}.")
+        if sasl and not mechanism:
+            raise UserError(f"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL={protocol} needs CHURNSTREAM_KAFKA_SASL_MECHANISM; "
+                            f"set it to {_or_list(SASL_MECHANISMS)}.")
+        if mechanism and not sasl:
+            raise UserError(f"CHURNSTREAM_KAFKA_SASL_MECHANISM is set but CHURNSTREAM_KAFKA_SECURITY_PROTOCOL={protocol} "
+                            "does not use SASL; set the protocol to SASL_SSL (or SASL_PLAINTEXT).")
+        if sasl and not self.kafka_sasl_username:
+            raise UserError(f"CHURNSTREAM_KAFKA_SASL_USERNAME is empty but {mechanism} needs a user; set it, "
+                            "and CHURNSTREAM_KAFKA_SASL_PASSWORD.")
+        if sasl and not self.kafka_sasl_password:
+            raise UserError(f"CHURNSTREAM_KAFKA_SASL_PASSWORD is empty but {mechanism} needs the password of "
+                            f"user {self.kafka_sasl_username!r}; set it.")
+        if self.kafka_ssl_ca_location and not Path(self.kafka_ssl_ca_location).is_file():
+            raise UserError(f"CHURNSTREAM_KAFKA_SSL_CA_LOCATION={self.kafka_ssl_ca_location!r} is not a file; "
+                            "point it at the PEM certificate of the CA that signed your brokers' certificates.")
+
+    @classmethod
+    def forget_secret_environment(cls, environ=None) -> list[str]:
+        """Remove the secret CHURNSTREAM_* variables from the process environment once they are read.
+
+        Child processes inherit the environment, and some log all of it: the Flink job's Python UDF
+        workers are started by Beam, which logs their whole environment at INFO in the Flink log.
+        Returns the names removed.
+        """
+        environ = os.environ if environ is None else environ
+        names = [_var(f.name) for f in fields(cls) if f.metadata.get("secret") and _var(f.name) in environ]
+        for name in names:
+            del environ[name]
+        return names
 
     def with_(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -131,3 +227,12 @@ class Settings:
 
         auth = (self.es_username, self.es_password) if self.es_username else None
         return Elasticsearch(self.es_url, http_auth=auth, request_timeout=30)
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        u = urllib.parse.urlsplit(value)
+        port = u.port                 # raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    return u.scheme in ("http", "https") and bool(u.hostname) and (port is None or 0 < port < 65536)

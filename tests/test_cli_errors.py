@@ -1,0 +1,208 @@
+"""Bad flags, bad configuration and unreachable services: one sentence on stderr, exit 2, within seconds.
+
+Every case runs the real entry point (`python -m churnstream ...`) in a subprocess and compares the
+whole of stderr, so a traceback or a library's log line would fail the test as surely as a wrong
+message. Nothing here needs the local stack: "unreachable" means a free port nobody listens on.
+
+Elasticsearch with a wrong password cannot be produced by the local Elasticsearch (the integ-test
+distribution has no security module), so that case runs against a stub that answers like a
+secured cluster (HTTP 401 with the security exception body).
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+
+def cli(*args, env=None, timeout=30):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHURNSTREAM_")}
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "churnstream", *args], capture_output=True, text=True,
+                       env=dict(clean, **(env or {})), timeout=timeout)
+    r.elapsed = time.monotonic() - t0
+    return r
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+HELP = "run '{}' for the valid options."
+
+
+@pytest.mark.parametrize("args,message", [
+    ((), "error: a command is required, one of: fetch, stack, topics, verify, settings, generate, job, demo, kibana; "
+         + HELP.format("churnstream --help")),
+    (("--nope",), "error: unrecognized arguments: --nope; " + HELP.format("churnstream --help")),
+    (("topics", "--nope"), "error: unrecognized arguments: --nope; " + HELP.format("churnstream topics --help")),
+    (("generate", "--count", "5", "--colour", "red"),
+     "error: unrecognized arguments: --colour red; " + HELP.format("churnstream generate --help")),
+    (("kibana", "report", "--bogus"),
+     "error: unrecognized arguments: --bogus; " + HELP.format("churnstream kibana report --help")),
+    (("job", "--window-size", "abc"),
+     "error: argument --window-size: invalid int value: 'abc'; " + HELP.format("churnstream job --help")),
+    (("job", "--sink", "kafka"),
+     "error: argument --sink: invalid choice: 'kafka' (choose from 'elasticsearch', 'print'); "
+     + HELP.format("churnstream job --help")),
+    (("verify",), "error: the following arguments are required: --ledger; " + HELP.format("churnstream verify --help")),
+    (("generate", "--rate", "-5"), "error: --rate must be >= 0 (0 means as fast as possible)."),
+    (("job", "--window-size", "60", "--window-slide", "7"),
+     "error: --window-size must be a multiple of --window-slide (e.g. 60 and 10)."),
+])
+def test_bad_flags(args, message):
+    r = cli(*args)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", message + "\n")
+    assert r.elapsed < 10
+
+
+def test_missing_ledger_file(tmp_path):
+    missing = tmp_path / "nope.json"
+    r = cli("verify", "--ledger", str(missing))
+    assert (r.returncode, r.stderr) == (2, f"error: cannot read the ledger {missing} ([Errno 2] No such file or "
+                                           f"directory: '{missing}'); pass the file 'churnstream generate --ledger' wrote.\n")
+
+
+BAD_CONFIG = [
+    ({"CHURNSTREAM_ES_URL": "not-a-url"},
+     "CHURNSTREAM_ES_URL='not-a-url' is not a valid http:// or https:// URL; set it to one, "
+     "e.g. CHURNSTREAM_ES_URL=http://127.0.0.1:9200."),
+    ({"CHURNSTREAM_ES_URL": "http://127.0.0.1:notaport"},
+     "CHURNSTREAM_ES_URL='http://127.0.0.1:notaport' is not a valid http:// or https:// URL; set it to one, "
+     "e.g. CHURNSTREAM_ES_URL=http://127.0.0.1:9200."),
+    ({"CHURNSTREAM_ES_URL": "ftp://127.0.0.1:9200"},
+     "CHURNSTREAM_ES_URL='ftp://127.0.0.1:9200' is not a valid http:// or https:// URL; set it to one, "
+     "e.g. CHURNSTREAM_ES_URL=http://127.0.0.1:9200."),
+    ({"CHURNSTREAM_KIBANA_URL": "localhost:5601"},
+     "CHURNSTREAM_KIBANA_URL='localhost:5601' is not a valid http:// or https:// URL; set it to one, "
+     "e.g. CHURNSTREAM_KIBANA_URL=http://127.0.0.1:5601."),
+    ({"CHURNSTREAM_KAFKA_BOOTSTRAP": "host:notaport"},
+     "CHURNSTREAM_KAFKA_BOOTSTRAP='host:notaport' is not a comma-separated list of host:port; set it to one, "
+     "e.g. CHURNSTREAM_KAFKA_BOOTSTRAP=127.0.0.1:9092."),
+    ({"CHURNSTREAM_KAFKA_BOOTSTRAP": "a:9092,b"},
+     "CHURNSTREAM_KAFKA_BOOTSTRAP='a:9092,b' is not a comma-separated list of host:port; set it to one, "
+     "e.g. CHURNSTREAM_KAFKA_BOOTSTRAP=127.0.0.1:9092."),
+    ({"CHURNSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:99999"},
+     "CHURNSTREAM_KAFKA_BOOTSTRAP='127.0.0.1:99999' is not a comma-separated list of host:port; set it to one, "
+     "e.g. CHURNSTREAM_KAFKA_BOOTSTRAP=127.0.0.1:9092."),
+    ({"CHURNSTREAM_FLINK_JOBMANAGER": "http://jm:8081"},
+     "CHURNSTREAM_FLINK_JOBMANAGER='http://jm:8081' is not a host:port; set it to one, "
+     "e.g. CHURNSTREAM_FLINK_JOBMANAGER=127.0.0.1:8081."),
+    ({"CHURNSTREAM_ES_PORT": "nine"},
+     "CHURNSTREAM_ES_PORT='nine' is not a whole number; set it to one, e.g. CHURNSTREAM_ES_PORT=9200."),
+    ({"CHURNSTREAM_KAFKA_PORT": "70000"},
+     "CHURNSTREAM_KAFKA_PORT=70000 is not a TCP port (1 to 65535); set it to one, e.g. CHURNSTREAM_KAFKA_PORT=9092."),
+    ({"CHURNSTREAM_ES_HEAP": "lots"},
+     "CHURNSTREAM_ES_HEAP='lots' is not a JVM heap size; set it to one, e.g. CHURNSTREAM_ES_HEAP=1g."),
+    ({"CHURNSTREAM_PARALLELISM": "0"},
+     "CHURNSTREAM_PARALLELISM=0 is not a parallelism of at least 1; set it to one, e.g. CHURNSTREAM_PARALLELISM=1."),
+    ({"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL": "TLS"},
+     "CHURNSTREAM_KAFKA_SECURITY_PROTOCOL='TLS' is not a Kafka security protocol; "
+     "set it to PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."),
+    ({"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+     "CHURNSTREAM_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs CHURNSTREAM_KAFKA_SASL_MECHANISM; "
+     "set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."),
+    ({"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "CHURNSTREAM_KAFKA_SASL_MECHANISM": "GSSAPI"},
+     "CHURNSTREAM_KAFKA_SASL_MECHANISM='GSSAPI' is not supported; set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."),
+    ({"CHURNSTREAM_KAFKA_SASL_MECHANISM": "PLAIN"},
+     "CHURNSTREAM_KAFKA_SASL_MECHANISM is set but CHURNSTREAM_KAFKA_SECURITY_PROTOCOL=PLAINTEXT does not use SASL; "
+     "set the protocol to SASL_SSL (or SASL_PLAINTEXT)."),
+    ({"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "CHURNSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256"},
+     "CHURNSTREAM_KAFKA_SASL_USERNAME is empty but SCRAM-SHA-256 needs a user; set it, "
+     "and CHURNSTREAM_KAFKA_SASL_PASSWORD."),
+    ({"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "CHURNSTREAM_KAFKA_SASL_MECHANISM": "PLAIN",
+      "CHURNSTREAM_KAFKA_SASL_USERNAME": "svc"},
+     "CHURNSTREAM_KAFKA_SASL_PASSWORD is empty but PLAIN needs the password of user 'svc'; set it."),
+    ({"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL", "CHURNSTREAM_KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem"},
+     "CHURNSTREAM_KAFKA_SSL_CA_LOCATION='/nonexistent/ca.pem' is not a file; point it at the PEM certificate of "
+     "the CA that signed your brokers' certificates."),
+    ({"CHURNSTREAM_ES_USERNAME": "elastic"},
+     "CHURNSTREAM_ES_USERNAME is set but CHURNSTREAM_ES_PASSWORD is empty; set the password too, "
+     "or unset both for a cluster without security."),
+]
+
+
+@pytest.mark.parametrize("env,message", BAD_CONFIG, ids=[next(iter(e)) + "=" + next(iter(e.values()))
+                                                         for e, _ in BAD_CONFIG])
+def test_bad_configuration_stops_every_command_before_it_connects(env, message):
+    r = cli("topics", env=env)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"error: {message}\n")
+    assert r.elapsed < 10
+
+
+def test_bad_configuration_is_reported_by_settings_too():
+    r = cli("settings", env={"CHURNSTREAM_ES_URL": "not-a-url"})
+    assert r.returncode == 2 and r.stderr.startswith("error: CHURNSTREAM_ES_URL='not-a-url' is not a valid")
+
+
+def test_kafka_with_nothing_listening():
+    port = free_port()
+    r = cli("topics", env={"CHURNSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: Kafka is not reachable at 127.0.0.1:{port}; start the local stack with 'churnstream stack up' "
+        "or point CHURNSTREAM_KAFKA_BOOTSTRAP at your broker.\n"))
+    assert r.elapsed < 12
+
+
+def test_elasticsearch_with_nothing_listening(tmp_path):
+    port = free_port()
+    r = cli("kibana", "report", "--out", str(tmp_path / "r.html"), env={"CHURNSTREAM_ES_URL": f"http://127.0.0.1:{port}"})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: Elasticsearch is not usable at http://127.0.0.1:{port} (ConnectionError); start the local stack "
+        "with 'churnstream stack up' or point CHURNSTREAM_ES_URL at your cluster.\n"))
+    assert r.elapsed < 10
+
+
+def test_remote_flink_cluster_with_nothing_listening():
+    port = free_port()
+    r = cli("job", "--bounded", "--jobmanager", f"127.0.0.1:{port}")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: the Flink JobManager at 127.0.0.1:{port} does not answer on its REST API ([Errno 111] Connection "
+        "refused); start the cluster or fix --jobmanager / CHURNSTREAM_FLINK_JOBMANAGER.\n"))
+    assert r.elapsed < 10
+
+
+@pytest.fixture
+def secured_elasticsearch_stub():
+    """Answers every request the way Elasticsearch with security on answers a wrong password."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (b'{"error":{"root_cause":[{"type":"security_exception","reason":"unable to authenticate user"}],'
+                    b'"type":"security_exception","reason":"unable to authenticate user"},"status":401}')
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="security" charset="UTF-8"')
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_elasticsearch_wrong_password(secured_elasticsearch_stub, tmp_path):
+    password = secrets.token_urlsafe(18)
+    r = cli("kibana", "report", "--out", str(tmp_path / "r.html"),
+            env={"CHURNSTREAM_ES_URL": secured_elasticsearch_stub, "CHURNSTREAM_ES_USERNAME": "elastic",
+                 "CHURNSTREAM_ES_PASSWORD": password})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: Elasticsearch at {secured_elasticsearch_stub} rejected the login of user 'elastic' (HTTP 401); "
+        "check CHURNSTREAM_ES_USERNAME and CHURNSTREAM_ES_PASSWORD.\n"))
+    assert r.elapsed < 10

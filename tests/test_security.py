@@ -1,0 +1,224 @@
+"""Kafka SASL (PLAIN, SCRAM-SHA-256/512) and TLS from configuration, against a real broker.
+
+The module starts its own Apache Kafka (the project's KafkaServer with a KafkaSecurity) on free
+ports with its own data folder, so the shared stack on 9092 is never touched, and stops it at the
+end. Users and passwords are random per run; the TLS certificate is made with openssl per run.
+Every client is configured the way users configure it: CHURNSTREAM_* variables read by Settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from churnstream import UserError
+from churnstream.health import require_kafka
+from churnstream.localstack import process
+from churnstream.localstack.kafka import KafkaSecurity, KafkaServer, make_tls
+from churnstream.settings import Settings
+from churnstream.topics import TopicSpec, ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class Broker:
+    ports: dict[str, int]     # listener name -> port
+    user: str
+    password: str
+    ca: Path
+    run_dir: Path
+
+    def env(self, protocol: str, mechanism: str = "", password: str | None = None, ca: bool = True,
+            user: str | None = None) -> dict[str, str]:
+        """The CHURNSTREAM_* variables a user would set for this listener."""
+        env = {"CHURNSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.ports[protocol]}",
+               "CHURNSTREAM_KAFKA_SECURITY_PROTOCOL": protocol}
+        if mechanism:
+            env.update({"CHURNSTREAM_KAFKA_SASL_MECHANISM": mechanism,
+                        "CHURNSTREAM_KAFKA_SASL_USERNAME": self.user if user is None else user,
+                        "CHURNSTREAM_KAFKA_SASL_PASSWORD": self.password if password is None else password})
+        if ca and "SSL" in protocol:
+            env["CHURNSTREAM_KAFKA_SSL_CA_LOCATION"] = str(self.ca)
+        return env
+
+    def settings(self, *args, **kwargs) -> Settings:
+        return Settings.from_env(self.env(*args, **kwargs)).with_(topic_prefix=f"sec{uuid.uuid4().hex[:6]}-")
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sasl-broker")
+    plain, controller, sasl, sasl_ssl, ssl = _free_ports(5)
+    user, password = f"u{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    tls = make_tls(base / "tls")
+    security = KafkaSecurity(users={user: password}, sasl_port=sasl, sasl_ssl_port=sasl_ssl, ssl_port=ssl, tls=tls)
+    settings = Settings.from_env({}).with_(run_dir=str(base / "run"), kafka_port=plain, kafka_controller_port=controller,
+                                           kafka_heap="256m")
+    server = KafkaServer(settings, security)
+    pid = server.launch()
+    try:
+        process.wait_until(server.ready, 90, "the SASL test broker", server.log_file, pid)
+        yield Broker({"PLAINTEXT": plain, "SASL_PLAINTEXT": sasl, "SASL_SSL": sasl_ssl, "SSL": ssl},
+                     user, password, tls.ca, base / "run")
+    finally:
+        process.stop(server.pidfile, timeout=30)
+        assert not process.alive(pid)
+        assert not any(process.port_open(p) for p in (plain, sasl, sasl_ssl, ssl))
+
+
+def _round_trip(s: Settings, n: int = 50) -> dict[bytes, bytes]:
+    """Create a topic, produce with the generator's producer settings, consume it back."""
+    from confluent_kafka import Consumer, Producer
+    from generator.sinks import producer_config
+
+    ensure_topics(s, [TopicSpec("probe", 2)])
+    topic = s.topic("probe")
+    p = Producer(producer_config(s))
+    sent = {f"k{i}".encode(): secrets.token_bytes(8) for i in range(n)}
+    for k, v in sent.items():
+        p.produce(topic, key=k, value=v)
+    assert p.flush(15) == 0
+    c = Consumer(dict(s.kafka_client_config(), **{"group.id": f"g{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}))
+    c.subscribe([topic])
+    got, deadline = {}, time.monotonic() + 20
+    while len(got) < n and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got[m.key()] = m.value()
+    c.close()
+    return got if got == sent else {"sent": len(sent), "got": len(got)}
+
+
+@pytest.mark.parametrize("protocol,mechanism", [
+    ("SASL_PLAINTEXT", "PLAIN"),
+    ("SASL_PLAINTEXT", "SCRAM-SHA-256"),
+    ("SASL_PLAINTEXT", "SCRAM-SHA-512"),
+    ("SASL_SSL", "SCRAM-SHA-256"),
+    ("SSL", ""),
+])
+def test_producer_and_consumer_authenticate_from_settings(broker, protocol, mechanism):
+    s = broker.settings(protocol, mechanism)
+    require_kafka(s)
+    sent_back = _round_trip(s)
+    assert len(sent_back) == 50 and "sent" not in sent_back
+
+
+def _cli(*args, env, timeout=60):
+    return subprocess.run([sys.executable, "-m", "churnstream", *args], capture_output=True, text=True,
+                          env=dict(os.environ, **env), timeout=timeout)
+
+
+def test_wrong_password_is_one_sentence_within_a_second(broker):
+    wrong = secrets.token_urlsafe(16)
+    s = broker.settings("SASL_PLAINTEXT", "SCRAM-SHA-256", password=wrong)
+    t0 = time.monotonic()
+    with pytest.raises(UserError) as e:
+        require_kafka(s)
+    assert time.monotonic() - t0 < 3
+    assert str(e.value) == (
+        f"Kafka at 127.0.0.1:{broker.ports['SASL_PLAINTEXT']} rejected the SCRAM-SHA-256 login of user "
+        f"'{broker.user}'; check CHURNSTREAM_KAFKA_SASL_USERNAME, CHURNSTREAM_KAFKA_SASL_PASSWORD and "
+        "CHURNSTREAM_KAFKA_SASL_MECHANISM.")
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
+def test_cli_with_wrong_password_exits_2_with_one_line(broker, mechanism):
+    wrong = secrets.token_urlsafe(16)
+    t0 = time.monotonic()
+    r = _cli("topics", env=broker.env("SASL_PLAINTEXT", mechanism, password=wrong))
+    assert time.monotonic() - t0 < 10
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: Kafka at 127.0.0.1:{broker.ports['SASL_PLAINTEXT']} rejected the {mechanism} login of user "
+        f"'{broker.user}'; check CHURNSTREAM_KAFKA_SASL_USERNAME, CHURNSTREAM_KAFKA_SASL_PASSWORD and "
+        "CHURNSTREAM_KAFKA_SASL_MECHANISM.\n"))
+
+
+def test_unknown_user_is_rejected_the_same_way(broker):
+    stranger = f"x{secrets.token_hex(4)}"
+    s = broker.settings("SASL_PLAINTEXT", "SCRAM-SHA-512", user=stranger, password=secrets.token_urlsafe(16))
+    with pytest.raises(UserError, match=f"rejected the SCRAM-SHA-512 login of user '{stranger}'"):
+        require_kafka(s)
+
+
+def test_untrusted_broker_certificate_is_one_sentence(broker):
+    s = broker.settings("SASL_SSL", "PLAIN", ca=False)     # the system CAs do not know our test CA
+    t0 = time.monotonic()
+    with pytest.raises(UserError) as e:
+        require_kafka(s)
+    assert time.monotonic() - t0 < 3
+    assert str(e.value) == (
+        f"Kafka at 127.0.0.1:{broker.ports['SASL_SSL']} presented a TLS certificate this client does not trust; "
+        "set CHURNSTREAM_KAFKA_SSL_CA_LOCATION to the PEM file of the CA that signed it.")
+
+
+def test_plaintext_client_on_a_sasl_listener_names_the_protocol(broker):
+    s = Settings.from_env({"CHURNSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{broker.ports['SASL_PLAINTEXT']}"})
+    with pytest.raises(UserError) as e:
+        require_kafka(s)
+    assert str(e.value) == (
+        f"Kafka at 127.0.0.1:{broker.ports['SASL_PLAINTEXT']} closed the connection during the handshake; check "
+        "that CHURNSTREAM_KAFKA_SECURITY_PROTOCOL (PLAINTEXT) is what the broker's listener on that port expects.")
+
+
+def test_cli_generate_and_flink_job_over_sasl_ssl_scram_512_leak_no_password(broker, tmp_path):
+    """The project's own commands, configured only by the environment: topics, generator, Flink job.
+
+    The job reads the three topics with the Flink SQL Kafka connector (Java client, JAAS from
+    Settings, PEM truststore) and prints what it would index. The password appears in no output,
+    in nothing the commands wrote to their run folder, and not in the Flink log (FLINK_LOG_DIR).
+    Event time is now (the default): records dated in the past would fall to the broker's 7-day
+    retention before the job reads them.
+    """
+    run_dir, flink_logs = tmp_path / "run", tmp_path / "flink-log"
+    pii_key = secrets.token_hex(16)
+    env = dict(broker.env("SASL_SSL", "SCRAM-SHA-512"), CHURNSTREAM_RUN_DIR=str(run_dir), FLINK_LOG_DIR=str(flink_logs),
+               CHURNSTREAM_TOPIC_PREFIX=f"sec{uuid.uuid4().hex[:6]}-", CHURNSTREAM_PII_HASH_KEY=pii_key)
+    ledger_file = tmp_path / "ledger.json"
+
+    topics = _cli("-v", "topics", env=env)
+    assert topics.returncode == 0, topics.stderr
+    assert topics.stdout.startswith("created: ") and "customer_activity" in topics.stdout
+    gen = _cli("-v", "generate", "--count", "120", "--customers", "15", "--offers", "3", "--seed", "5",
+               "--quiet", "--ledger", str(ledger_file), env=env)
+    assert gen.returncode == 0, gen.stderr
+    ledger = json.loads(ledger_file.read_text())
+    assert ledger["failed"] == 0 and ledger["topics"]["customer_activity"]["delivered"] == 120
+    job = _cli("-v", "job", "--bounded", "--sink", "print", env=env, timeout=240)
+    assert job.returncode == 0, job.stderr[-3000:]
+    enriched = [line for line in job.stdout.splitlines() if line.startswith("es_enriched>")]
+    assert len(enriched) == 120
+
+    for r in (topics, gen, job):
+        for secret in (broker.password, pii_key):
+            assert secret not in r.stdout and secret not in r.stderr
+    written = [p for folder in (run_dir, flink_logs) for p in folder.rglob("*") if p.is_file()] + [ledger_file]
+    flink_log = "".join(p.read_text(errors="replace") for p in flink_logs.glob("*.log"))
+    # The Kafka clients in the job logged their configuration there, with the JAAS line hidden.
+    assert f"127.0.0.1:{broker.ports['SASL_SSL']}" in flink_log and "sasl.jaas.config = [hidden]" in flink_log
+    # Beam logs the whole environment of the Python UDF workers in the Flink log: the CLI must have
+    # removed the secret variables before the Flink JVM started.
+    leaks = [(str(p), name) for p in written for name, secret in (("password", broker.password), ("PII key", pii_key))
+             if secret.encode() in p.read_bytes()]
+    assert leaks == []
