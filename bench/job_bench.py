@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import sys
 import threading
 import time
 from pathlib import Path
@@ -40,22 +39,8 @@ def run_job(settings: Settings, opts: job_params.JobOptions, kind: str, wait: bo
 
 
 def pin_logs() -> None:
-    """Keep the churnstream.* lines (ours, the job's) on stderr for the whole run.
-
-    In a local mini-cluster PyFlink runs the Python UDF harness in loopback mode, inside this
-    process; when it starts it replaces the root logger's handlers with Beam's FnApiLogRecordHandler,
-    which ships every record to the Flink job's log, and from then on our lines vanish from the
-    terminal (re-running logging.basicConfig does nothing: root has a handler). So the churnstream
-    logger gets its own stderr handler and stops propagating to root.
-    """
+    """Keep the churnstream.* lines on stderr for the whole run (see churnstream.logs.configure)."""
     configure_logs()
-    logger = logging.getLogger("churnstream")
-    if not any(getattr(h, "churnstream_bench", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S"))
-        handler.churnstream_bench = True
-        logger.addHandler(handler)
-    logger.propagate = False
 
 
 def warm_up(settings: Settings, events: int = 200) -> dict:

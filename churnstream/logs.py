@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 NOISY = ("elasticsearch", "kafka", "apache_beam", "py4j", "urllib3")
+FORMAT, DATEFMT = "%(asctime)s %(name)s %(message)s", "%H:%M:%S"
 
 
 def configure(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    # Importing PyFlink (Beam) lowers the root logger's level: pin ours so progress stays visible.
-    logging.getLogger("churnstream").setLevel(level)
+    logging.basicConfig(level=level, format=FORMAT, datefmt=DATEFMT)
+    # Our lines get their own stderr handler and do not go through root: in a local mini-cluster
+    # PyFlink starts its Python UDF harness inside this process, and Beam then lowers root's level
+    # and swaps root's handlers for one that ships records to the Flink job log - our progress
+    # lines would vanish from the terminal mid-run.
+    ours = logging.getLogger("churnstream")
+    ours.setLevel(level)
+    if not any(getattr(h, "churnstream_own", False) for h in ours.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(FORMAT, datefmt=DATEFMT))
+        handler.churnstream_own = True
+        ours.addHandler(handler)
+    ours.propagate = False
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)

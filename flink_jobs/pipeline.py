@@ -63,7 +63,11 @@ def configure_checkpoints(t_env, settings: Settings) -> None:
     conf.set("state.checkpoint-storage", "filesystem")
     conf.set("state.checkpoints.dir", ckpt.as_uri())
     conf.set("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    # An unreachable Elasticsearch or Kafka fails the job; it restarts from the last checkpoint,
+    # waiting 1 s, 2 s, 4 s ... at most 20 s, forever: an outage delays results, never drops them.
     conf.set("restart-strategy.type", "exponential-delay")
+    conf.set("restart-strategy.exponential-delay.initial-backoff", "1 s")
+    conf.set("restart-strategy.exponential-delay.max-backoff", "20 s")
 
 
 def checkpoint_root(settings: Settings) -> Path:

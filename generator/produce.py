@@ -43,7 +43,7 @@ class Progress:
         self.next = self.t0 + self.every
         self.last_total, self.last_t = 0, self.t0
 
-    def tick(self, sent: dict[str, int], failed: int, force: bool = False) -> None:
+    def tick(self, sent: dict[str, int], failed: int, force: bool = False, pending: int = 0) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -54,7 +54,10 @@ class Progress:
         rate = (total - self.last_total) / max(now - self.last_t, 1e-9)
         self.last_total, self.last_t = total, now
         per_topic = "  ".join(f"{t}={n:,}" for t, n in sorted(sent.items()))
-        line = f"{now - self.t0:7.1f}s  {rate:10,.0f} msg/s  total={total:,}  {per_topic}  errors={failed}"
+        # acked = handed to Kafka and acknowledged by it; the rest is queued/in flight (or failed).
+        acked = total - pending - failed
+        line = (f"{now - self.t0:7.1f}s  {rate:10,.0f} msg/s  total={total:,}  {per_topic}  acked={acked:,}  "
+                f"errors={failed}")
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
         else:
@@ -65,6 +68,12 @@ class Progress:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _pending(sink) -> int:
+    """Records handed to the producer and not yet acknowledged (queued or in flight)."""
+    producer = getattr(sink, "p", None)
+    return len(producer) if producer is not None else 0
 
 
 class _Stop:
@@ -135,7 +144,7 @@ def _worker(w: int, workers: int, settings, config: GeneratorConfig, profile: Ra
             now = time.monotonic()
             if now - last[0] >= PROGRESS_TTY_S:
                 last[0] = now
-                queue.put(("progress", w, _sent(streams), sum(sink.failed.values())))
+                queue.put(("progress", w, _sent(streams), sum(sink.failed.values()), _pending(sink)))
         t_start = time.monotonic()
         why = _run(streams, sink, profile, deadline, stop, tick)
         sink.close()
@@ -207,7 +216,8 @@ def produce(settings, config: GeneratorConfig, rate: float = 0, duration: float 
         # 2. activities
         if workers == 1:
             why = _run(streams, main_sink, profile, deadline, stop,
-                       lambda: prog.tick(_merge_counts(entity_stats, _sent(streams)), sum(main_sink.failed.values())))
+                       lambda: prog.tick(_merge_counts(entity_stats, _sent(streams)), sum(main_sink.failed.values()),
+                                         pending=_pending(main_sink)))
             main_sink.close()
             results = [{"stats": ledger_mod.merge([s.finish_stats() for s in streams]), "failed": {}, "errors": [],
                         "why": why, "shard_j": {s.shard: s.j for s in streams}}]
@@ -259,6 +269,7 @@ def _run_workers(workers, settings, config, profile, duration, sink, topic_names
         p.start()
     sent = {w: {} for w in range(workers)}
     failed = {w: 0 for w in range(workers)}
+    pending = {w: 0 for w in range(workers)}
     results, errors = {}, []
     import queue as queue_mod
 
@@ -274,12 +285,12 @@ def _run_workers(workers, settings, config, profile, duration, sink, topic_names
             continue
         kind, w, payload = msg[0], msg[1], msg[2:]
         if kind == "progress":
-            sent[w], failed[w] = payload
+            sent[w], failed[w], pending[w] = payload
             total: dict[str, int] = {}
             for d in sent.values():
                 for t, n in d.items():
                     total[t] = total.get(t, 0) + n
-            prog.tick(_merge_counts(entity_stats, total), sum(failed.values()))
+            prog.tick(_merge_counts(entity_stats, total), sum(failed.values()), pending=sum(pending.values()))
         elif kind == "done":
             results[w] = payload[0]
         else:

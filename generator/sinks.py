@@ -7,14 +7,19 @@ bucket, and reports per-topic failures; none of them drops a record without coun
 from __future__ import annotations
 
 import base64
+import logging
 import sys
 import time
 from pathlib import Path
 
 from churnstream import UserError
 
+log = logging.getLogger("churnstream.generator")
+
 PROBE_TIMEOUT_S = 5.0
-FLUSH_TIMEOUT_S = 60.0
+DELIVERY_TIMEOUT_MS = 120_000
+FLUSH_TIMEOUT_S = DELIVERY_TIMEOUT_MS / 1000 + 30
+OUTAGE_LOG_EVERY_S = 10.0
 
 
 def producer_config(settings) -> dict:
@@ -28,8 +33,11 @@ def producer_config(settings) -> dict:
         "batch.size": 1_000_000,
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 512 * 1024,
-        "message.timeout.ms": 30_000,          # a dead broker shows up as counted failures, not a hang
+        # librdkafka retries until this timeout: a broker restart of up to two minutes loses nothing;
+        # a broker gone for longer shows up as counted failures in the ledger, not a hang.
+        "message.timeout.ms": DELIVERY_TIMEOUT_MS,
         "delivery.report.only.error": True,    # successes cost nothing; delivered = sent - failed
+        "log_level": 2,                        # connection errors: one line per 10 s from error_cb, not a flood
     }
 
 
@@ -60,6 +68,7 @@ class KafkaSink:
         conf = producer_config(settings)
         conf["on_delivery"] = self._on_delivery
         conf["error_cb"] = self._on_error
+        self._last_outage_log = -OUTAGE_LOG_EVERY_S
         self.p = Producer(conf)
 
     def _on_delivery(self, err, msg) -> None:
@@ -72,6 +81,12 @@ class KafkaSink:
     def _on_error(self, err) -> None:
         if len(self.errors) < 10 and err.fatal():
             self.errors.append(f"producer: {err.str()}")
+        # Broker down/unreachable: one line, not one per retry; the records wait in the queue.
+        now = time.monotonic()
+        if now - self._last_outage_log >= OUTAGE_LOG_EVERY_S:
+            self._last_outage_log = now
+            log.warning("generator: Kafka unreachable (%s); records stay queued and are retried for up to %d s",
+                        err.str(), DELIVERY_TIMEOUT_MS // 1000)
 
     def send(self, records: list[tuple], bucket=None) -> None:
         produce, poll, names, headers = self.p.produce, self.p.poll, self.topic_names, self.headers
