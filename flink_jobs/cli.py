@@ -23,6 +23,10 @@ def add_parser(sub) -> None:
     p.add_argument("--window-size", type=int, default=JobOptions.window_size_seconds, metavar="SECONDS")
     p.add_argument("--window-slide", type=int, default=JobOptions.window_slide_seconds, metavar="SECONDS")
     p.add_argument("--alert-threshold", type=float, default=JobOptions.alert_threshold)
+    p.add_argument("--idle-timeout", type=int, default=int(JobOptions.idle_timeout.split()[0]), metavar="SECONDS",
+                   help="a partition silent this long stops holding back the watermark (%(default)s); set it above "
+                        "the longest broker outage you expect: records arriving behind an advanced watermark "
+                        "are dropped by the windows")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (after a crash or kill)")
     p.add_argument("--resume-from", metavar="CHECKPOINT_DIR", help="continue from this checkpoint or savepoint")
@@ -37,9 +41,11 @@ def options_from_args(args) -> JobOptions:
         raise UserError("--window-size must be a multiple of --window-slide (e.g. 60 and 10).")
     if not 0 < args.alert_threshold < 1:
         raise UserError("--alert-threshold must be between 0 and 1 (e.g. 0.7).")
+    if args.idle_timeout <= 0:
+        raise UserError("--idle-timeout must be a positive number of seconds (e.g. 5).")
     return dataclasses.replace(JobOptions(), bounded=args.bounded, startup_mode=args.startup,
                                window_size_seconds=args.window_size, window_slide_seconds=args.window_slide,
-                               alert_threshold=args.alert_threshold)
+                               alert_threshold=args.alert_threshold, idle_timeout=f"{args.idle_timeout} s")
 
 
 def run(args, settings) -> int:

@@ -1,9 +1,11 @@
-"""Kafka SASL (PLAIN, SCRAM-SHA-256/512) and TLS from configuration, against a real broker.
+"""Kafka SASL (PLAIN, SCRAM-SHA-256/512) and TLS, and Elasticsearch authentication, from
+configuration, against a real broker and a real Elasticsearch node.
 
-The module starts its own Apache Kafka (the project's KafkaServer with a KafkaSecurity) on free
-ports with its own data folder, so the shared stack on 9092 is never touched, and stops it at the
-end. Users and passwords are random per run; the TLS certificate is made with openssl per run.
-Every client is configured the way users configure it: CHURNSTREAM_* variables read by Settings.
+The module starts its own Apache Kafka (the project's KafkaServer with a KafkaSecurity) and its own
+Elasticsearch with security on (ElasticsearchServer with an EsSecurity) on free ports with their own
+data folders, so the shared stack is never touched, and stops them at the end. Users and passwords
+are random per run; the TLS certificate is made with openssl per run. Every client is configured
+the way users configure it: CHURNSTREAM_* variables read by Settings.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from churnstream import UserError
-from churnstream.health import require_kafka
+from churnstream.health import require_elasticsearch, require_kafka
 from churnstream.localstack import process
+from churnstream.localstack.elasticsearch import ElasticsearchServer, EsSecurity
 from churnstream.localstack.kafka import KafkaSecurity, KafkaServer, make_tls
 from churnstream.settings import Settings
 from churnstream.topics import TopicSpec, ensure_topics
@@ -86,6 +90,34 @@ def broker(tmp_path_factory):
         process.stop(server.pidfile, timeout=30)
         assert not process.alive(pid)
         assert not any(process.port_open(p) for p in (plain, sasl, sasl_ssl, ssl))
+
+
+@dataclass
+class SecuredEs:
+    url: str
+    user: str
+    password: str
+
+    def env(self, password: str | None = None, user: str | None = None) -> dict[str, str]:
+        return {"CHURNSTREAM_ES_URL": self.url, "CHURNSTREAM_ES_USERNAME": self.user if user is None else user,
+                "CHURNSTREAM_ES_PASSWORD": self.password if password is None else password}
+
+
+@pytest.fixture(scope="module")
+def secured_es(tmp_path_factory):
+    (port,) = _free_ports(1)
+    security = EsSecurity(password=secrets.token_urlsafe(24))
+    settings = Settings.from_env({}).with_(run_dir=str(tmp_path_factory.mktemp("secured-es")), es_port=port,
+                                           es_heap="512m")
+    server = ElasticsearchServer(settings, security)
+    pid = server.launch()
+    try:
+        process.wait_until(server.ready, 180, "the secured test Elasticsearch", server.log_file, pid)
+        yield SecuredEs(f"http://127.0.0.1:{port}", security.user, security.password)
+    finally:
+        process.stop(server.pidfile, timeout=60)
+        assert not process.port_open(port)
+        shutil.rmtree(server.base, ignore_errors=True)
 
 
 def _round_trip(s: Settings, n: int = 50) -> dict[bytes, bytes]:
@@ -182,19 +214,46 @@ def test_plaintext_client_on_a_sasl_listener_names_the_protocol(broker):
         "that CHURNSTREAM_KAFKA_SECURITY_PROTOCOL (PLAINTEXT) is what the broker's listener on that port expects.")
 
 
-def test_cli_generate_and_flink_job_over_sasl_ssl_scram_512_leak_no_password(broker, tmp_path):
+def test_elasticsearch_refuses_requests_without_credentials(secured_es):
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"{secured_es.url}/_cluster/health", timeout=10)
+    assert e.value.code == 401
+    require_elasticsearch(Settings.from_env(secured_es.env()))      # and the right login gets in
+
+
+@pytest.mark.parametrize("who", ["wrong password", "unknown user"])
+def test_elasticsearch_rejected_login_is_one_sentence(secured_es, tmp_path, who):
+    user = secured_es.user if who == "wrong password" else f"x{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(18)
+    t0 = time.monotonic()
+    r = _cli("kibana", "report", "--out", str(tmp_path / "r.html"), env=secured_es.env(password, user))
+    assert time.monotonic() - t0 < 15
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: Elasticsearch at {secured_es.url} rejected the login of user '{user}' (HTTP 401); "
+        "check CHURNSTREAM_ES_USERNAME and CHURNSTREAM_ES_PASSWORD.\n"))
+    assert password not in r.stderr
+
+
+def test_cli_generate_and_flink_job_over_sasl_ssl_scram_512_into_secured_es_leak_no_password(
+        broker, secured_es, tmp_path):
     """The project's own commands, configured only by the environment: topics, generator, Flink job.
 
     The job reads the three topics with the Flink SQL Kafka connector (Java client, JAAS from
-    Settings, PEM truststore) and prints what it would index. The password appears in no output,
-    in nothing the commands wrote to their run folder, and not in the Flink log (FLINK_LOG_DIR).
+    Settings, PEM truststore) and writes every index into Elasticsearch with security on (the
+    Elasticsearch SQL connector's username/password). No password appears in any output, in
+    anything the commands wrote to their run folder, or in the Flink log (FLINK_LOG_DIR).
     Event time is now (the default): records dated in the past would fall to the broker's 7-day
     retention before the job reads them.
     """
     run_dir, flink_logs = tmp_path / "run", tmp_path / "flink-log"
     pii_key = secrets.token_hex(16)
-    env = dict(broker.env("SASL_SSL", "SCRAM-SHA-512"), CHURNSTREAM_RUN_DIR=str(run_dir), FLINK_LOG_DIR=str(flink_logs),
-               CHURNSTREAM_TOPIC_PREFIX=f"sec{uuid.uuid4().hex[:6]}-", CHURNSTREAM_PII_HASH_KEY=pii_key)
+    prefix = f"sec{uuid.uuid4().hex[:6]}-"
+    env = dict(broker.env("SASL_SSL", "SCRAM-SHA-512"), **secured_es.env(), CHURNSTREAM_RUN_DIR=str(run_dir),
+               FLINK_LOG_DIR=str(flink_logs), CHURNSTREAM_TOPIC_PREFIX=prefix, CHURNSTREAM_INDEX_PREFIX=prefix,
+               CHURNSTREAM_PII_HASH_KEY=pii_key)
     ledger_file = tmp_path / "ledger.json"
 
     topics = _cli("-v", "topics", env=env)
@@ -205,13 +264,14 @@ def test_cli_generate_and_flink_job_over_sasl_ssl_scram_512_leak_no_password(bro
     assert gen.returncode == 0, gen.stderr
     ledger = json.loads(ledger_file.read_text())
     assert ledger["failed"] == 0 and ledger["topics"]["customer_activity"]["delivered"] == 120
-    job = _cli("-v", "job", "--bounded", "--sink", "print", env=env, timeout=240)
+    job = _cli("-v", "job", "--bounded", env=env, timeout=300)
     assert job.returncode == 0, job.stderr[-3000:]
-    enriched = [line for line in job.stdout.splitlines() if line.startswith("es_enriched>")]
-    assert len(enriched) == 120
+    es = Settings.from_env(env).es_client()
+    es.indices.refresh(index=f"{prefix}*")
+    assert es.count(index=f"{prefix}enriched")["count"] == 120
 
     for r in (topics, gen, job):
-        for secret in (broker.password, pii_key):
+        for secret in (broker.password, secured_es.password, pii_key):
             assert secret not in r.stdout and secret not in r.stderr
     written = [p for folder in (run_dir, flink_logs) for p in folder.rglob("*") if p.is_file()] + [ledger_file]
     flink_log = "".join(p.read_text(errors="replace") for p in flink_logs.glob("*.log"))
@@ -219,6 +279,8 @@ def test_cli_generate_and_flink_job_over_sasl_ssl_scram_512_leak_no_password(bro
     assert f"127.0.0.1:{broker.ports['SASL_SSL']}" in flink_log and "sasl.jaas.config = [hidden]" in flink_log
     # Beam logs the whole environment of the Python UDF workers in the Flink log: the CLI must have
     # removed the secret variables before the Flink JVM started.
-    leaks = [(str(p), name) for p in written for name, secret in (("password", broker.password), ("PII key", pii_key))
+    leaks = [(str(p), name) for p in written
+             for name, secret in (("Kafka password", broker.password), ("Elasticsearch password", secured_es.password),
+                                  ("PII key", pii_key))
              if secret.encode() in p.read_bytes()]
     assert leaks == []

@@ -1,7 +1,14 @@
-"""A single-node Elasticsearch from the integ-test distribution on Maven Central."""
+"""A single-node Elasticsearch from the integ-test distribution on Maven Central.
+
+The local stack runs it without security (a demo on 127.0.0.1). Given an ``EsSecurity`` the same
+node starts with authentication on (HTTP basic, built-in ``elastic`` superuser), so the clients'
+credential settings are tested against the real thing: the tests start such a node on their own
+port and folder.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -9,6 +16,7 @@ import shutil
 import subprocess
 import urllib.request
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from churnstream import UserError
@@ -25,11 +33,24 @@ SERVICE_USER = "churnstream"
 ROOT_BASE = Path("/var/tmp/churnstream")
 
 
+@dataclass(frozen=True)
+class EsSecurity:
+    """Security on, with this password for the built-in ``elastic`` user.
+
+    The password goes into the node's keystore as ``bootstrap.password`` through the keystore
+    tool's stdin, never on a command line or in elasticsearch.yml.
+    """
+
+    password: str = field(repr=False)
+    user: str = "elastic"
+
+
 class ElasticsearchServer:
     name = "elasticsearch"
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, security: EsSecurity | None = None):
         self.s = settings
+        self.security = security
         self.run = Path(settings.run_dir)
         self.as_root = os.geteuid() == 0
         base = ROOT_BASE / f"port-{settings.es_port}" if self.as_root else self.run / "elasticsearch"
@@ -68,7 +89,11 @@ class ElasticsearchServer:
     def health(self) -> dict | None:
         try:
             url = f"http://127.0.0.1:{self.s.es_port}/_cluster/health?wait_for_status=yellow&timeout=1s"
-            with urllib.request.urlopen(url, timeout=3) as r:
+            request = urllib.request.Request(url)
+            if self.security:
+                token = base64.b64encode(f"{self.security.user}:{self.security.password}".encode()).decode()
+                request.add_header("Authorization", f"Basic {token}")
+            with urllib.request.urlopen(request, timeout=3) as r:
                 return json.load(r)
         except Exception:  # noqa: BLE001 - not ready yet
             return None
@@ -96,9 +121,27 @@ class ElasticsearchServer:
             # Single-node demo: never block writes because the disk is fuller than a cluster would like.
             "cluster.routing.allocation.disk.threshold_enabled: false",
             "action.destructive_requires_name: false",
-            "xpack.security.enabled: false",
+            f"xpack.security.enabled: {'true' if self.security else 'false'}",
             "",
         ]))
+        if self.security:
+            self._write_keystore(home)
+
+    def _write_keystore(self, home: Path) -> None:
+        env = self._env()
+        keystore = self.conf / "elasticsearch.keystore"
+        keystore.unlink(missing_ok=True)
+        for args, stdin in ((["create"], None), (["add", "-x", "bootstrap.password"], self.security.password)):
+            done = subprocess.run([str(home / "bin" / "elasticsearch-keystore"), *args], input=stdin, env=env,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise UserError(f"elasticsearch-keystore {args[0]} failed: {(done.stderr or done.stdout).strip()}")
+        keystore.chmod(0o600)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ, ES_PATH_CONF=str(self.conf), ES_JAVA_HOME=str(java_home()))
+        env.pop("JAVA_HOME", None)
+        return env
 
     def launch(self) -> int:
         """Start the process; the caller waits for readiness (so services start in parallel)."""
@@ -107,8 +150,7 @@ class ElasticsearchServer:
         self.data.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         self._write_config(home)
-        env = dict(os.environ, ES_PATH_CONF=str(self.conf), ES_JAVA_HOME=str(java_home()))
-        env.pop("JAVA_HOME", None)
+        env = self._env()
         cmd = [str(home / "bin" / "elasticsearch")]
         if self.as_root:
             _ensure_user()
