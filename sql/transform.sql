@@ -43,7 +43,9 @@ SELECT *,
     WHEN channel IS NULL OR channel NOT IN (${channels:list})             THEN 'unknown_channel'
     WHEN propensity_text IS NULL                                          THEN 'missing_propensity'
     WHEN TRY_CAST(propensity_text AS DOUBLE) IS NULL                      THEN 'propensity_not_a_number'
-    -- Written as NOT (in range) so that NaN is caught too.
+    -- "NaN" casts to a DOUBLE NaN, and the planner rewrites NOT (x >= 0 AND x <= 1) as x < 0 OR x > 1,
+    -- which NaN passes: name it explicitly.
+    WHEN UPPER(propensity_text) LIKE '%NAN%'                              THEN 'propensity_out_of_range'
     WHEN NOT (TRY_CAST(propensity_text AS DOUBLE) >= 0 AND TRY_CAST(propensity_text AS DOUBLE) <= 1)
                                                                           THEN 'propensity_out_of_range'
     WHEN event_time_text IS NULL                                          THEN 'missing_event_time'

@@ -26,25 +26,32 @@ def act(aid, cid, t, p, channel="web", offer=1, **over):
     return {k: v for k, v in doc.items() if v is not ...}
 
 
-DLQ_CASES = {
-    "empty_payload": ("1", ""),
-    "malformed_json": ("1", '{"activity_id": "x", '),
-    "oversize_payload": ("1", json.dumps({"pad": "a" * 70_000})),
-    "missing_activity_id": ("1", act(..., 1, T0, 0.5)),
-    "missing_customer_id": ("1", act("d1", ..., T0, 0.5)),
-    "customer_id_not_integer": ("abc", act("d2", "abc", T0, 0.5)),
-    "missing_key": (None, act("d3", 1, T0, 0.5)),
-    "key_mismatch": ("2", act("d4", 1, T0, 0.5)),
-    "offer_id_not_integer": ("1", act("d5", 1, T0, 0.5, offer="gold")),
-    "unknown_activity_type": ("1", act("d6", 1, T0, 0.5, activity_type="dance")),
-    "unknown_channel": ("1", act("d7", 1, T0, 0.5, channel="fax")),
-    "missing_propensity": ("1", act("d8", 1, T0, ...)),
-    "propensity_not_a_number": ("1", act("d9", 1, T0, "high")),
-    "propensity_out_of_range": ("1", act("d10", 1, T0, 1.5)),
-    "missing_event_time": ("1", act("d11", 1, ..., 0.5)),
-    "event_time_not_integer": ("1", act("d12", 1, "soon", 0.5)),
-    "event_time_out_of_range": ("1", act("d13", 1, T0 + 48 * 3_600_000, 0.5)),
-}
+# (reason, key, payload): every reason at least once, and each way real producers break a field.
+DLQ_CASES = [
+    ("empty_payload", "1", ""),
+    ("malformed_json", "1", '{"activity_id": "x", '),
+    ("malformed_json", "1", '{"activity_id": "d0", "customer_id": 1, "propensity_to_churn": NaN}'),  # NaN is not JSON
+    ("oversize_payload", "1", json.dumps({"pad": "a" * 70_000})),
+    ("missing_activity_id", "1", act(..., 1, T0, 0.5)),
+    ("missing_customer_id", "1", act("d1", ..., T0, 0.5)),
+    ("customer_id_not_integer", "abc", act("d2", "abc", T0, 0.5)),
+    ("customer_id_not_integer", "true", act("d2b", True, T0, 0.5)),
+    ("missing_key", None, act("d3", 1, T0, 0.5)),
+    ("key_mismatch", "2", act("d4", 1, T0, 0.5)),
+    ("offer_id_not_integer", "1", act("d5", 1, T0, 0.5, offer="gold")),
+    ("unknown_activity_type", "1", act("d6", 1, T0, 0.5, activity_type="dance")),
+    ("unknown_channel", "1", act("d7", 1, T0, 0.5, channel="fax")),
+    ("missing_propensity", "1", act("d8", 1, T0, ...)),
+    ("propensity_not_a_number", "1", act("d9", 1, T0, "high")),
+    ("propensity_not_a_number", "1", act("d9b", 1, T0, True)),
+    ("propensity_out_of_range", "1", act("d10", 1, T0, 1.5)),
+    ("propensity_out_of_range", "1", act("d10b", 1, T0, -0.25)),
+    ("propensity_out_of_range", "1", act("d10c", 1, T0, "NaN")),
+    ("missing_event_time", "1", act("d11", 1, ..., 0.5)),
+    ("event_time_not_integer", "1", act("d12", 1, "soon", 0.5)),
+    ("event_time_out_of_range", "1", act("d13", 1, T0 + 48 * 3_600_000, 0.5)),
+    ("event_time_out_of_range", "1", act("d13b", 1, T0 - 48 * 3_600_000, 0.5)),
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,7 @@ def h(tmp_path_factory):
     add("4", act("c4-0", 4, T0 + 1_000, 0.8, offer=None), T0 + 1_000)
     add("5", act("c5-0", 5, T0 + 1_000, 0.2999, offer=7), T0 + 1_000)   # unknown offer
     add("99", act("c99-0", 99, T0 + 500, 0.1), T0 + 500)            # unknown customer
-    for reason, (key, payload) in DLQ_CASES.items():
+    for _reason, key, payload in DLQ_CASES:
         add(key, payload, T0)
     # Customer 6 sessions: exactly the gap merges, gap + 1 ms splits (last, so nothing else is late).
     for i, dt in enumerate([0, GAP, 2 * GAP + 1]):
@@ -118,8 +125,10 @@ def test_pii_is_pseudonymised(enriched):
 
 
 def test_every_dead_letter_reason(h):
-    got = sorted(r[0] for r in h.rows("dead_letters", "reason"))
-    assert got == sorted(DLQ_CASES)
+    got = sorted((reason, payload) for reason, payload in h.rows("dead_letters", "reason", "payload"))
+    want = sorted((reason, payload if isinstance(payload, str) else json.dumps(payload))
+                  for reason, _, payload in DLQ_CASES)
+    assert got == want
 
 
 def test_hop_windows_hand_computed(h):
