@@ -73,6 +73,10 @@ def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: 
     if len(text) > opts.max_payload_chars:
         return "oversize_payload"
     try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid_utf8"
+    try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except ValueError:
         return "malformed_json"

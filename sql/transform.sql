@@ -32,6 +32,9 @@ SELECT *,
   CASE
     WHEN payload IS NULL OR CHAR_LENGTH(payload) = 0                      THEN 'empty_payload'
     WHEN CHAR_LENGTH(payload) > ${max_payload_chars}                      THEN 'oversize_payload'
+    -- The raw format keeps the record's bytes; decoding replaces invalid UTF-8 with U+FFFD, so the
+    -- re-encoded text differs from the bytes exactly when they were not UTF-8 (IS JSON accepts them).
+    WHEN ENCODE(payload, 'UTF-8') <> CAST(payload AS BYTES)               THEN 'invalid_utf8'
     WHEN NOT is_json                                                      THEN 'malformed_json'
     WHEN activity_id IS NULL OR CHAR_LENGTH(activity_id) = 0              THEN 'missing_activity_id'
     WHEN customer_id_text IS NULL                                         THEN 'missing_customer_id'

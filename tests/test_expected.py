@@ -21,6 +21,8 @@ def activity(**over):
 @pytest.mark.parametrize("key, value, reason", [
     (b"7", b"", "empty_payload"),
     (b"7", b"{broken", "malformed_json"),
+    (b"7", activity(activity_id="aX").replace(b"aX", b"a\xe9"), "invalid_utf8"),   # Latin-1, not UTF-8
+    (b"7", activity(activity_id="a\ufffd"), None),                     # U+FFFD itself is valid UTF-8
     (b"7", b"[1, 2]", "malformed_json"),
     (b"7", b'{"propensity_to_churn": NaN}', "malformed_json"),
     (b"7", activity(activity_id=...), "missing_activity_id"),

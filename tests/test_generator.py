@@ -50,12 +50,19 @@ def test_every_valid_record_validates_against_its_schema(faulty_run):
 
 def test_faulty_records_are_what_they_claim(faulty_run):
     invalid_reasons = Counter()
+    malformed = Counter()
     clock_max = max(r.timestamp_ms for r in faulty_run)
     for r in faulty_run:
         if r.kind == "malformed":
             assert r.topic == "customer_activity"
             with pytest.raises(orjson.JSONDecodeError):
                 orjson.loads(r.value)
+            try:
+                r.value.decode("utf-8")
+                malformed["cut short"] += 1
+            except UnicodeDecodeError:
+                malformed["not UTF-8"] += 1
+                orjson.loads(r.value.replace(b"\xff", b""))     # otherwise well-formed
         elif r.kind == "invalid":
             assert r.topic == "customer_activity"
             d = orjson.loads(r.value)
@@ -66,6 +73,7 @@ def test_faulty_records_are_what_they_claim(faulty_run):
                 assert problems, d
                 invalid_reasons["schema"] += 1
     assert invalid_reasons["future"] and invalid_reasons["schema"]
+    assert malformed["cut short"] > malformed["not UTF-8"] > 0, malformed
 
 
 def test_avro_records_decode_and_validate():
