@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,11 @@ def register_functions(t_env, key: bytes) -> None:
 def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | None = None):
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
+    # A process that ran a job with Python UDFs in loopback mode (tests, bench) has had its UDF
+    # worker's environment merged into its own (Beam's worker pool calls os.environ.update), with
+    # PYFLINK_GATEWAY_DISABLED=true among it; its children inherit that and then refuse to start a
+    # gateway. We only ever build a table environment as a client, never inside a UDF worker.
+    os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
     env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
                     else EnvironmentSettings.in_batch_mode())
     t_env = TableEnvironment.create(env_settings)

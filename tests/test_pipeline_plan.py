@@ -59,3 +59,18 @@ def test_every_field_is_extracted_once(plan):
 
 def test_all_seven_sinks_are_in_one_job(plan):
     assert len(re.findall(r"^Sink\(table=", plan, re.MULTILINE)) + plan.count("+- Sink(") >= 7
+
+
+def test_a_child_of_a_loopback_run_still_starts_its_gateway(tmp_path):
+    """Running a UDF job in loopback mode merges the worker's environment, PYFLINK_GATEWAY_DISABLED=true
+    among it, into the driver's; its child processes (the fault tests' `churnstream job`) inherit that."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from churnstream.settings import Settings; from flink_jobs import pipeline; "
+            "t = pipeline.table_env(Settings.from_env()); print(t.execute_sql('SELECT 1 + 1').collect().next()[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYFLINK_GATEWAY_DISABLED="true"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "2"
