@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
                    help="a partition silent this long stops holding back the watermark (%(default)s); set it above "
                         "the longest broker outage you expect: records arriving behind an advanced watermark "
                         "are dropped by the windows")
+    p.add_argument("--customer-interval", type=int, default=JobOptions.customer_state_interval_seconds,
+                   metavar="SECONDS", help="the customers index gets each customer's newest state once per this "
+                                           "much event time (%(default)s)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (after a crash or kill)")
     p.add_argument("--resume-from", metavar="CHECKPOINT_DIR", help="continue from this checkpoint or savepoint")
@@ -43,9 +46,12 @@ def options_from_args(args) -> JobOptions:
         raise UserError("--alert-threshold must be between 0 and 1 (e.g. 0.7).")
     if args.idle_timeout <= 0:
         raise UserError("--idle-timeout must be a positive number of seconds (e.g. 5).")
+    if args.customer_interval <= 0:
+        raise UserError("--customer-interval must be a positive number of seconds (e.g. 1).")
     return dataclasses.replace(JobOptions(), bounded=args.bounded, startup_mode=args.startup,
                                window_size_seconds=args.window_size, window_slide_seconds=args.window_slide,
-                               alert_threshold=args.alert_threshold, idle_timeout=f"{args.idle_timeout} s")
+                               alert_threshold=args.alert_threshold, idle_timeout=f"{args.idle_timeout} s",
+                               customer_state_interval_seconds=args.customer_interval)
 
 
 def run(args, settings) -> int:

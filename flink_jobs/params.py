@@ -43,6 +43,7 @@ class JobOptions:
     idle_timeout: str = "5 s"
     max_clock_skew_hours: int = 24
     max_payload_chars: int = 65_536
+    customer_state_interval_seconds: int = 1  # customers index: each customer's last state per interval
     bulk_flush_interval: str = "500ms"
     bulk_flush_max_actions: int = 2000
 
@@ -103,7 +104,7 @@ def build(settings: Settings, opts: JobOptions) -> dict[str, object]:
     p["idle_timeout"] = "0 ms" if opts.bounded else opts.idle_timeout
     for name in ("window_size_seconds", "window_slide_seconds", "alert_threshold", "high_risk_threshold",
                  "high_value_income", "session_gap_minutes", "out_of_orderness_seconds",
-                 "max_clock_skew_hours", "max_payload_chars"):
+                 "max_clock_skew_hours", "max_payload_chars", "customer_state_interval_seconds"):
         p[name] = getattr(opts, name)
     p.update({f"index_{k}": v for k, v in index_names(settings).items()})
     return p

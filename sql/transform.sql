@@ -165,12 +165,12 @@ SELECT
 FROM enriched
 WINDOW recent AS (PARTITION BY customer_id ORDER BY rowtime ROWS BETWEEN ${rolling_events_minus_one} PRECEDING AND CURRENT ROW);
 
-CREATE TEMPORARY VIEW customer_state AS
+CREATE TEMPORARY VIEW customer_events AS
 SELECT
   customer_id,
-  activity_id                         AS last_activity_id,
-  activity_type                       AS last_activity_type,
-  CAST(rowtime AS TIMESTAMP(3))       AS last_activity_time,
+  activity_id,
+  activity_type,
+  rowtime,
   rolling_propensity,
   recent_events,
   CASE WHEN rolling_propensity >= 0.8 THEN 'critical'
@@ -180,6 +180,26 @@ SELECT
   CONCAT(CASE WHEN income >= ${high_value_income} THEN 'high-value' ELSE 'low-value' END, '/',
          CASE WHEN rolling_propensity >= ${high_risk_threshold} THEN 'high-risk' ELSE 'low-risk' END) AS value_risk_quadrant
 FROM customer_rolling;
+
+-- The customer's newest state, one document per customer. Emitting it on every event made the
+-- customers index the most expensive sink: Elasticsearch turns each upsert into a get and a reindex
+-- of the same document, over and over for the busiest customers. A short tumbling window keeps only
+-- each customer's last row per window: the index lags event time by at most the window.
+CREATE TEMPORARY VIEW customer_state AS
+SELECT
+  customer_id,
+  LAST_VALUE(activity_id)             AS last_activity_id,
+  LAST_VALUE(activity_type)           AS last_activity_type,
+  -- The OVER window emits each customer's rows in event-time order, so the last row to arrive is the
+  -- newest (LAST_VALUE takes no TIMESTAMP: MAX is the same row). Every column is non-NULL, so
+  -- LAST_VALUE, which skips NULLs, takes them all from that row.
+  CAST(MAX(rowtime) AS TIMESTAMP(3))  AS last_activity_time,
+  LAST_VALUE(rolling_propensity)      AS rolling_propensity,
+  LAST_VALUE(recent_events)           AS recent_events,
+  LAST_VALUE(risk_tier)               AS risk_tier,
+  LAST_VALUE(value_risk_quadrant)     AS value_risk_quadrant
+FROM TABLE(TUMBLE(TABLE customer_events, DESCRIPTOR(rowtime), INTERVAL '${customer_state_interval_seconds}' SECOND))
+GROUP BY customer_id, window_start, window_end;
 
 -- 6. Churn alerts: one per upward crossing of the threshold by the rolling propensity.
 CREATE TEMPORARY VIEW churn_alerts AS

@@ -56,6 +56,8 @@ HELP = "run '{}' for the valid options."
      "error: --window-size must be a multiple of --window-slide (e.g. 60 and 10)."),
     (("job", "--idle-timeout", "0"),
      "error: --idle-timeout must be a positive number of seconds (e.g. 5)."),
+    (("job", "--customer-interval", "-1"),
+     "error: --customer-interval must be a positive number of seconds (e.g. 1)."),
 ])
 def test_bad_flags(args, message):
     r = cli(*args)

@@ -67,6 +67,9 @@ def h(tmp_path_factory):
     for i, p in enumerate([0.5, 0.8, 0.9, 0.6, 0.75]):
         t = T0 + 7_000 + i * 1_000
         add("1", act(f"c1-{i}", 1, t, p), t)
+    # Customer 7: two events in one customer-state interval (1 s): the customers index keeps the second.
+    for i, (dt, p) in enumerate([(11_200, 0.2), (11_700, 0.5)]):
+        add("7", act(f"c7-{i}", 7, T0 + dt, p, channel="branch"), T0 + dt)
     add("2", act("c2-0", 2, T0 + 1_000, 0.6), T0 + 1_000)          # sees the late-arriving update
     add("3", act("c3-0", 3, T0 + 1_000, 0.3, channel="mobile"), T0 + 1_000)
     add("4", act("c4-0", 4, T0 + 1_000, 0.8, offer=None), T0 + 1_000)
@@ -86,6 +89,7 @@ def h(tmp_path_factory):
         customer_row(4, T0 - 10, income=250_000),
         customer_row(5, T0 - 10),
         customer_row(6, T0 - 10),
+        customer_row(7, T0 - 10),
         customer_row(2, T0 + 500, income=99_999),   # written after, valid before c2-0: must be used
     ]
     offers = [offer_row(1, T0 - 10)]
@@ -112,7 +116,7 @@ def test_unknown_customer_and_offer_are_kept_and_marked(enriched):
 
 
 def test_every_valid_activity_is_enriched_once(enriched):
-    assert len(enriched) == 5 + 5 + 3
+    assert len(enriched) == 5 + 2 + 5 + 3
 
 
 def test_pii_is_pseudonymised(enriched):
@@ -146,12 +150,23 @@ def test_hop_windows_hand_computed(h):
 
 
 def test_risk_tiers_and_quadrants_at_boundaries(h):
-    state = {r[0]: r[1:] for r in h.rows("customer_state", "customer_id", "risk_tier", "value_risk_quadrant")}
-    assert state[2] == ("high", "low-value/high-risk")       # 0.6, income 99 999
-    assert state[3] == ("medium", "high-value/low-risk")     # 0.3, income 100 000
-    assert state[4] == ("critical", "high-value/high-risk")  # 0.8
-    assert state[5] == ("low", "low-value/low-risk")         # 0.2999
-    assert state[1] == ("high", "low-value/high-risk")       # last event 0.75, income 90 000
+    # Per event (customer_events): customers 2-5 arrive 10 s behind customer 1, past the watermark, so
+    # the customer-state windows drop them like the segment windows do; their tiers are still computed.
+    state = {r[0]: r[1:] for r in h.rows("customer_events", "activity_id", "risk_tier", "value_risk_quadrant")}
+    assert state["c2-0"] == ("high", "low-value/high-risk")       # 0.6, income 99 999
+    assert state["c3-0"] == ("medium", "high-value/low-risk")     # 0.3, income 100 000
+    assert state["c4-0"] == ("critical", "high-value/high-risk")  # 0.8
+    assert state["c5-0"] == ("low", "low-value/low-risk")         # 0.2999
+    assert state["c1-4"] == ("high", "low-value/high-risk")       # last event 0.75, income 90 000
+
+
+def test_customer_state_is_the_last_event_of_each_interval(h):
+    rows = sorted(h.rows("customer_state", "customer_id", "last_activity_id", "rolling_propensity", "recent_events",
+                         "risk_tier"))
+    assert [r for r in rows if r[0] == 7] == [(7, "c7-1", 0.5, 1, "medium")]   # one document, the later event
+    assert [r[1] for r in rows if r[0] == 1] == [f"c1-{i}" for i in range(5)]  # 1 s apart: one per interval
+    assert rows[4][1:] == ("c1-4", 0.75, 1, "high")
+    assert not [r for r in rows if r[0] in (2, 3, 4, 5, 99)]                 # late, dropped like by the windows
 
 
 def test_alert_once_per_upward_crossing(h):
