@@ -48,6 +48,9 @@ def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | Non
     conf = t_env.get_config()
     conf.set("parallelism.default", str(settings.parallelism))
     conf.set("table.local-time-zone", "UTC")
+    # Chained operators otherwise deep-copy every row they hand on (RowDataSerializer.copy was the
+    # top frame of the job's task threads); the SQL runtime's operators never keep a row they emit.
+    conf.set("pipeline.object-reuse", "true")
     conf.set("python.executable", sys.executable)
     conf.set("python.client.executable", sys.executable)
     if jars:
