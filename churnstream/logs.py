@@ -9,6 +9,19 @@ NOISY = ("elasticsearch", "kafka", "apache_beam", "py4j", "urllib3")
 FORMAT, DATEFMT = "%(asctime)s %(name)s %(message)s", "%H:%M:%S"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted, not the one at set-up: pytest swaps
+    sys.stderr for each test and closes the old one ("I/O operation on closed file" otherwise)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format=FORMAT, datefmt=DATEFMT)
@@ -19,7 +32,7 @@ def configure(verbose: bool = False) -> None:
     ours = logging.getLogger("churnstream")
     ours.setLevel(level)
     if not any(getattr(h, "churnstream_own", False) for h in ours.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(FORMAT, datefmt=DATEFMT))
         handler.churnstream_own = True
         ours.addHandler(handler)

@@ -34,3 +34,19 @@ def test_names_use_prefixes():
     s = Settings(topic_prefix="dev-", index_prefix="x-")
     assert s.topic("customer_activity") == "dev-customer_activity"
     assert s.index("enriched") == "x-enriched"
+
+
+def test_log_lines_go_to_the_current_stderr_even_after_it_was_swapped(monkeypatch):
+    import io
+    import logging
+
+    from churnstream.logs import configure
+
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    configure()
+    first.close()                         # what pytest does to a finished test's capture
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    logging.getLogger("churnstream.test").info("one useful line")
+    assert second.getvalue().endswith("churnstream.test one useful line\n")
