@@ -56,7 +56,7 @@ def run(args, settings) -> int:
     config = GeneratorConfig(seed=args.seed, customers=args.customers, offers=args.offers,
                              activities=args.events, start_ms=start_ms,
                              events_per_second=args.events_per_second, customer_update_rate=0.01,
-                             late_rate=0.01, duplicate_rate=0.0, malformed_rate=0.002, invalid_rate=0.002)
+                             late_rate=0.01, duplicate_rate=0.002, malformed_rate=0.002, invalid_rate=0.002)
     ledger = produce(local, config, rate=0, workers=1, progress=False)
     sent = {t: v["delivered"] for t, v in ledger["topics"].items()}
     log.info("demo: produced %s", sent)

@@ -169,6 +169,7 @@ def compute(records, opts: JobOptions, pii_key: bytes) -> Expected:
 
     customers, offers = Versions(), Versions()
     activities, dead = [], []
+    seen: set[str] = set()   # activity ids already accepted: a later valid copy is a duplicate
     for topic, key, value, ts in records:
         if topic == "customer_details":
             doc = json.loads(value)
@@ -181,7 +182,13 @@ def compute(records, opts: JobOptions, pii_key: bytes) -> Expected:
             if reason:
                 dead.append({"reason": reason, "payload": value.decode("utf-8", errors="replace")})
             else:
-                activities.append((key.decode(), json.loads(value)))
+                doc = json.loads(value)
+                aid = _scalar_text(doc["activity_id"])
+                if aid in seen:
+                    dead.append({"reason": "duplicate_activity_id", "payload": value.decode("utf-8")})
+                else:
+                    seen.add(aid)
+                    activities.append((key.decode(), doc))
 
     enriched = {}
     events = []   # (event_time, activity_id, row) for the aggregates

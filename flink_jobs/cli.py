@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--customer-interval", type=int, default=JobOptions.customer_state_interval_seconds,
                    metavar="SECONDS", help="the customers index gets each customer's newest state once per this "
                                            "much event time (%(default)s)")
+    p.add_argument("--dedup-horizon", type=int, default=JobOptions.dedup_horizon_minutes, metavar="MINUTES",
+                   help="a re-sent activity id is a dead letter if it arrives within this long of the first copy "
+                        "(%(default)s); state grows with rate x horizon")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (after a crash or kill)")
     p.add_argument("--resume-from", metavar="CHECKPOINT_DIR", help="continue from this checkpoint or savepoint")
@@ -48,10 +51,13 @@ def options_from_args(args) -> JobOptions:
         raise UserError("--idle-timeout must be a positive number of seconds (e.g. 5).")
     if args.customer_interval <= 0:
         raise UserError("--customer-interval must be a positive number of seconds (e.g. 1).")
+    if args.dedup_horizon <= 0:
+        raise UserError("--dedup-horizon must be a positive number of minutes (e.g. 10).")
     return dataclasses.replace(JobOptions(), bounded=args.bounded, startup_mode=args.startup,
                                window_size_seconds=args.window_size, window_slide_seconds=args.window_slide,
                                alert_threshold=args.alert_threshold, idle_timeout=f"{args.idle_timeout} s",
-                               customer_state_interval_seconds=args.customer_interval)
+                               customer_state_interval_seconds=args.customer_interval,
+                               dedup_horizon_minutes=args.dedup_horizon)
 
 
 def run(args, settings) -> int:

@@ -44,6 +44,9 @@ class JobOptions:
     max_clock_skew_hours: int = 24
     max_payload_chars: int = 65_536
     customer_state_interval_seconds: int = 1  # customers index: each customer's last state per interval
+    # Duplicate activity ids are recognised for this long after the first copy arrives (state TTL of
+    # the deduplication and of the join that reports the copies; memory grows with rate x horizon).
+    dedup_horizon_minutes: int = 10
     bulk_flush_interval: str = "500ms"
     bulk_flush_max_actions: int = 2000
 
@@ -54,6 +57,11 @@ def _enum_symbols(schema_file: str, field: str) -> list[str]:
         if f["name"] == field:
             return list(f["type"]["symbols"])
     raise KeyError(field)
+
+
+def dedup_ttl(opts: JobOptions) -> str:
+    """The dedup horizon as a Flink duration, for the compiled plan's state entries."""
+    return f"{opts.dedup_horizon_minutes} min"
 
 
 def index_names(settings: Settings) -> dict[str, str]:

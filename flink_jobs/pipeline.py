@@ -11,6 +11,7 @@ from pathlib import Path
 from churnstream import UserError
 from churnstream.pii import hash_key, pseudonym
 from churnstream.settings import Settings
+from flink_jobs import compiled_plan
 from flink_jobs import params as job_params
 from flink_jobs import sql_runner
 
@@ -112,12 +113,19 @@ def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elastics
     return t_env, script
 
 
+def dedup_state_ttls(opts: job_params.JobOptions) -> dict[tuple[str, str], str]:
+    """The only state that expires: the deduplication's and the duplicate report's (one regular join)."""
+    ttl = job_params.dedup_ttl(opts)
+    return {("stream-exec-deduplicate", "deduplicateState"): ttl,
+            ("stream-exec-join", "leftState"): ttl, ("stream-exec-join", "rightState"): ttl}
+
+
 def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch", wait: bool = True,
         resume_from: Path | None = None):
     """Submit the pipeline; with ``wait`` block until it ends (bounded runs end by themselves)."""
     t0 = time.monotonic()
     t_env, script = build(settings, opts, sink, resume_from)
-    result = sql_runner.execute_inserts(t_env, script.inserts)
+    result = compiled_plan.execute(t_env, script.inserts, dedup_state_ttls(opts))
     client = result.get_job_client()
     job_id = client.get_job_id() if client else "?"
     log.info("job: submitted %s (%d inserts, %s, sink=%s) in %.1f s", job_id, len(script.inserts),

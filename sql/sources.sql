@@ -12,6 +12,8 @@ CREATE TABLE activity_raw (
   kafka_partition INT              METADATA FROM 'partition' VIRTUAL,
   kafka_offset    BIGINT           METADATA FROM 'offset' VIRTUAL,
   kafka_ts        TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  -- Arrival order, for duplicate detection (the first copy of an activity id to arrive wins).
+  proc_time AS PROCTIME(),
   -- Event time is the payload's event_time when it is plausible, else the Kafka timestamp: a bad
   -- record (future timestamp, garbage) must not push the watermark.
   -- (Each JSON_VALUE call parses the payload again, so it appears twice only; a NULL or

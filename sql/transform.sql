@@ -9,7 +9,7 @@
 -- extracted exactly once per record.
 CREATE TEMPORARY VIEW activity_parsed AS
 SELECT
-  r.record_key, r.payload, r.kafka_partition, r.kafka_offset, r.kafka_ts, r.rowtime,
+  r.record_key, r.payload, r.kafka_partition, r.kafka_offset, r.kafka_ts, r.rowtime, r.proc_time,
   p.is_json, p.activity_id, p.customer_id_text, p.offer_id_text, p.activity_type, p.channel,
   p.propensity_text, p.ip_address, p.event_time_text
 FROM activity_raw AS r
@@ -60,18 +60,6 @@ SELECT *,
   END AS dlq_reason
 FROM activity_parsed;
 
-CREATE TEMPORARY VIEW dead_letters AS
-SELECT
-  CONCAT('${topic_activity}', '-', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING)) AS dead_letter_id,
-  dlq_reason                    AS reason,
-  '${topic_activity}'           AS source_topic,
-  kafka_partition               AS source_partition,
-  kafka_offset                  AS source_offset,
-  CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time,
-  payload
-FROM activity_checked
-WHERE dlq_reason IS NOT NULL;
-
 CREATE TEMPORARY VIEW activity_valid AS
 SELECT
   activity_id,
@@ -83,9 +71,57 @@ SELECT
   channel,
   CAST(propensity_text AS DOUBLE)               AS propensity_to_churn,
   ip_address,
-  rowtime
+  rowtime,
+  proc_time,
+  payload,
+  kafka_partition,
+  kafka_offset,
+  kafka_ts
 FROM activity_checked
 WHERE dlq_reason IS NULL;
+
+-- 2b. Duplicates. A re-sent activity would be counted twice by every window and by the rolling
+-- state, so only the first copy of an activity id to arrive goes on (keep-first deduplication on
+-- arrival time: it emits at once, adds no latency and keeps the event-time attribute). The others
+-- are matched back to that first copy and become dead letters. Both keep an id for the dedup
+-- horizon: the job sets their state TTLs in its compiled plan (flink_jobs/compiled_plan.py; a global
+-- TTL would also expire the versioned customers in the temporal joins). A copy arriving after the
+-- horizon is no longer recognised; in a flowing stream its event time is behind the watermark by
+-- then, so the windows and the rolling state drop it as late anyway.
+CREATE TEMPORARY VIEW activity_unique AS
+SELECT activity_id, customer_id, customer_key, offer_id, offer_key, activity_type, channel,
+       propensity_to_churn, ip_address, rowtime, kafka_partition, kafka_offset
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY activity_id ORDER BY proc_time ASC) AS copy_number
+  FROM activity_valid
+)
+WHERE copy_number = 1;
+
+CREATE TEMPORARY VIEW duplicates AS
+SELECT
+  d.kafka_partition, d.kafka_offset, d.kafka_ts, d.payload
+FROM activity_unique AS f
+JOIN activity_valid AS d
+  ON f.activity_id = d.activity_id
+ AND (f.kafka_partition <> d.kafka_partition OR f.kafka_offset <> d.kafka_offset);
+
+CREATE TEMPORARY VIEW dead_letters AS
+SELECT
+  CONCAT('${topic_activity}', '-', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING)) AS dead_letter_id,
+  reason,
+  '${topic_activity}'           AS source_topic,
+  kafka_partition               AS source_partition,
+  kafka_offset                  AS source_offset,
+  CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time,
+  payload
+FROM (
+  SELECT dlq_reason AS reason, kafka_partition, kafka_offset, kafka_ts, payload
+  FROM activity_checked
+  WHERE dlq_reason IS NOT NULL
+  UNION ALL
+  SELECT 'duplicate_activity_id' AS reason, kafka_partition, kafka_offset, kafka_ts, payload
+  FROM duplicates
+);
 
 -- 3. Enrich as of the event time (event-time temporal joins): replays give the same answer.
 -- LEFT joins keep activities whose customer/offer is not known yet; customer_known marks them.
@@ -121,7 +157,7 @@ SELECT
   o.offer_url,
   o.product_line,
   o.monthly_premium
-FROM activity_valid AS a
+FROM activity_unique AS a
 LEFT JOIN customers FOR SYSTEM_TIME AS OF a.rowtime AS c ON a.customer_key = c.customer_key
 LEFT JOIN offers FOR SYSTEM_TIME AS OF a.rowtime AS o ON a.offer_key = o.offer_key;
 
@@ -229,7 +265,7 @@ MATCH_RECOGNIZE (
 -- 7. Web/mobile sessions: a gap of inactivity closes a session (SESSION window TVF).
 CREATE TEMPORARY VIEW digital_activity AS
 SELECT customer_id, propensity_to_churn, rowtime
-FROM activity_valid
+FROM activity_unique
 WHERE channel IN ('web', 'mobile');
 
 CREATE TEMPORARY VIEW sessions AS

@@ -75,7 +75,7 @@ def pipeline_run(stack):
     install_templates(stack)
     config = GeneratorConfig(seed=7, customers=300, offers=15, activities=6_000, start_ms=PIPELINE_START_MS,
                              events_per_second=10.0, skew="zipf", customer_update_rate=0.02, late_rate=0.02,
-                             duplicate_rate=0.0, malformed_rate=0.005, invalid_rate=0.005)
+                             duplicate_rate=0.01, malformed_rate=0.005, invalid_rate=0.005)
     ledger = produce(stack, config, rate=0, workers=1, progress=False)
     opts = JobOptions(bounded=True)
     pipeline.run(stack, opts, wait=True)

@@ -58,6 +58,8 @@ HELP = "run '{}' for the valid options."
      "error: --idle-timeout must be a positive number of seconds (e.g. 5)."),
     (("job", "--customer-interval", "-1"),
      "error: --customer-interval must be a positive number of seconds (e.g. 1)."),
+    (("job", "--dedup-horizon", "0"),
+     "error: --dedup-horizon must be a positive number of minutes (e.g. 10)."),
 ])
 def test_bad_flags(args, message):
     r = cli(*args)

@@ -26,9 +26,10 @@ def test_counts_match_the_ledger(pipeline_run):
     kinds = pipeline_run.ledger["kinds"]
     exp = pipeline_run.expected
     assert len(exp.enriched) == pipeline_run.config.activities
-    assert len(exp.dead_letters) == kinds.get("malformed", 0) + kinds.get("invalid", 0) > 0
-    # The seeded run exercises the invalid-UTF-8 rule too (verify checks each dead letter's reason).
-    assert {d["reason"] for d in exp.dead_letters} >= {"malformed_json", "invalid_utf8"}
+    assert len(exp.dead_letters) == kinds.get("malformed", 0) + kinds.get("invalid", 0) + kinds["duplicate"] > 0
+    # The seeded run exercises the invalid-UTF-8 and duplicate rules too (verify checks each reason).
+    assert {d["reason"] for d in exp.dead_letters} >= {"malformed_json", "invalid_utf8", "duplicate_activity_id"}
+    assert sum(d["reason"] == "duplicate_activity_id" for d in exp.dead_letters) == kinds["duplicate"] > 0
     assert pipeline_run.ledger["topics"]["customer_activity"]["failed"] == 0
 
 

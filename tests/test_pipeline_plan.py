@@ -18,9 +18,14 @@ pytestmark = pytest.mark.flink
 
 
 @pytest.fixture(scope="module")
-def plan(tmp_path_factory) -> str:
+def built(tmp_path_factory):
     settings = Settings.from_env(run_dir=str(tmp_path_factory.mktemp("run")))
-    t_env, script = pipeline.build(settings, job_params.JobOptions(bounded=True))
+    return pipeline.build(settings, job_params.JobOptions(bounded=True))
+
+
+@pytest.fixture(scope="module")
+def plan(built) -> str:
+    t_env, script = built
     stmt_set = t_env.create_statement_set()
     for ins in script.inserts:
         stmt_set.add_insert_sql(ins)
@@ -74,3 +79,20 @@ def test_a_child_of_a_loopback_run_still_starts_its_gateway(tmp_path):
                          env=dict(os.environ, PYFLINK_GATEWAY_DISABLED="true"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "2"
+
+
+def test_only_the_deduplication_and_its_report_expire(built):
+    """The job submits its compiled plan with the dedup horizon as the TTL of the deduplication and
+    of the join that reports the copies; no other state may expire (a TTL on the temporal joins would
+    forget quiet customers)."""
+    from flink_jobs import compiled_plan
+
+    t_env, script = built
+    plan = compiled_plan.compile_plan(t_env, script.inserts)
+    wanted = pipeline.dedup_state_ttls(job_params.JobOptions())
+    for (node_type, name), ttl in wanted.items():
+        assert compiled_plan.set_state_ttl(plan, node_type, name, ttl) == 1
+    ttls = {(node["type"].rsplit("_", 1)[0], st["name"]): st["ttl"]
+            for node in plan["nodes"] for st in node.get("state") or []}
+    assert {k: ttls.pop(k) for k in wanted} == wanted == dict.fromkeys(wanted, "10 min")
+    assert ttls and set(ttls.values()) == {"0 ms"}, ttls

@@ -53,6 +53,9 @@ DLQ_CASES = [
     ("event_time_out_of_range", "1", act("d13b", 1, T0 - 48 * 3_600_000, 0.5)),
 ]
 
+# Re-sent c3-0 (below): an exact copy and a conflicting one. Only the first copy to arrive counts.
+DUPLICATES = [act("c3-0", 3, T0 + 1_000, 0.3, channel="mobile"), act("c3-0", 3, T0 + 1_000, 0.9, channel="mobile")]
+
 
 @pytest.fixture(scope="module")
 def h(tmp_path_factory):
@@ -77,6 +80,8 @@ def h(tmp_path_factory):
     add("99", act("c99-0", 99, T0 + 500, 0.1), T0 + 500)            # unknown customer
     for _reason, key, payload in DLQ_CASES:
         add(key, payload, T0)
+    for payload in DUPLICATES:
+        add("3", payload, T0 + 2_000)
     # Customer 6 sessions: exactly the gap merges, gap + 1 ms splits (last, so nothing else is late).
     for i, dt in enumerate([0, GAP, 2 * GAP + 1]):
         add("6", act(f"c6-{i}", 6, T0 + 12_000 + dt, 0.4), T0 + 12_000 + dt)
@@ -115,8 +120,16 @@ def test_unknown_customer_and_offer_are_kept_and_marked(enriched):
     assert enriched["c1-0"]["offer_name"] == "Offer 1"
 
 
-def test_every_valid_activity_is_enriched_once(enriched):
-    assert len(enriched) == 5 + 2 + 5 + 3
+def test_every_valid_activity_is_enriched_once(h):
+    ids = [r[0] for r in h.rows("enriched", "activity_id")]
+    assert len(ids) == len(set(ids)) == 5 + 2 + 5 + 3
+
+
+def test_a_resent_activity_counts_once_as_its_first_copy(h):
+    assert h.rows("enriched", "activity_id", "propensity_to_churn") and \
+        [r for r in h.rows("enriched", "activity_id", "propensity_to_churn") if r[0] == "c3-0"] == [("c3-0", 0.3)]
+    sessions = [r for r in h.rows("sessions", "customer_id", "events", "avg_propensity") if r[0] == 3]
+    assert sessions == [(3, 1, 0.3)]
 
 
 def test_pii_is_pseudonymised(enriched):
@@ -132,6 +145,7 @@ def test_every_dead_letter_reason(h):
     got = sorted((reason, payload) for reason, payload in h.rows("dead_letters", "reason", "payload"))
     want = sorted((reason, payload if isinstance(payload, str) else json.dumps(payload))
                   for reason, _, payload in DLQ_CASES)
+    want = sorted(want + [("duplicate_activity_id", json.dumps(p)) for p in DUPLICATES])
     assert got == want
 
 
