@@ -114,10 +114,9 @@ def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elastics
 
 
 def dedup_state_ttls(opts: job_params.JobOptions) -> dict[tuple[str, str], str]:
-    """The only state that expires: the deduplication's and the duplicate report's (one regular join)."""
+    """The only state that expires: the deduplication's and the duplicate report's (a first-N)."""
     ttl = job_params.dedup_ttl(opts)
-    return {("stream-exec-deduplicate", "deduplicateState"): ttl,
-            ("stream-exec-join", "leftState"): ttl, ("stream-exec-join", "rightState"): ttl}
+    return {("stream-exec-deduplicate", "deduplicateState"): ttl, ("stream-exec-rank", "rankState"): ttl}
 
 
 def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch", wait: bool = True,

@@ -126,7 +126,7 @@ PANELS: tuple[Panel, ...] = (
           note="Upward crossings of the alert threshold by a customer's rolling churn propensity.",
           width=6, height=5),
     Panel("dead-letters-total", "Dead letters", DL, "metric", (_m("count", label="Rejected records"),),
-          note="Activity records rejected by validation (kept with their reason for replay).", width=6, height=5),
+          note="Activity records rejected by validation or as duplicates (kept with their reason for replay).", width=6, height=5),
     # --- streaming: over time -------------------------------------------------------------------
     Panel("event-rate", "Event rate (activities per minute)", E, "line",
           (_m("count", label="Activities"),), (_per_minute("event_time"),),

@@ -1,3 +1,8 @@
+-- Every sink's rows arrive in order per primary key (the dead letters are only ever inserted), so
+-- the planner's upsert materializer before the dead-letter sinks would only keep every dead letter
+-- in state, forever.
+SET 'table.exec.sink.upsert-materialize' = 'NONE';
+
 -- Sinks. Every Elasticsearch table has a primary key: it becomes the document id, so a replay
 -- overwrites instead of duplicating. Bulk flushes are small and frequent for low latency, and the
 -- sink flushes on every checkpoint (at-least-once + idempotent ids = effectively exactly-once).
@@ -40,16 +45,17 @@ CREATE TABLE es_dead_letters (
   PRIMARY KEY (dead_letter_id) NOT ENFORCED
 ) WITH (${es_options:options}, 'index' = '${index_dead_letters}');
 
--- The dead-letter topic keeps the raw payload with its reason for replay after a fix.
+-- The dead-letter topic keeps the raw payload with its reason for replay after a fix. Keyed by
+-- dead-letter id, as an upsert table: the duplicate report (transform.sql) is planned as updating.
 CREATE TABLE kafka_dead_letters (
   dead_letter_id STRING, reason STRING, source_topic STRING, source_partition INT, source_offset BIGINT,
-  kafka_time TIMESTAMP(3), payload STRING
+  kafka_time TIMESTAMP(3), payload STRING,
+  PRIMARY KEY (dead_letter_id) NOT ENFORCED
 ) WITH (
-  'connector' = 'kafka',
+  'connector' = 'upsert-kafka',
   'topic' = '${topic_dead_letters}',
   ${kafka_properties:options},
   'key.format' = 'raw',
-  'key.fields' = 'dead_letter_id',
   'value.format' = 'json',
   'value.json.timestamp-format.standard' = 'ISO-8601',
   'sink.delivery-guarantee' = 'at-least-once'

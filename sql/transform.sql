@@ -81,29 +81,31 @@ FROM activity_checked
 WHERE dlq_reason IS NULL;
 
 -- 2b. Duplicates. A re-sent activity would be counted twice by every window and by the rolling
--- state, so only the first copy of an activity id to arrive goes on (keep-first deduplication on
--- arrival time: it emits at once, adds no latency and keeps the event-time attribute). The others
--- are matched back to that first copy and become dead letters. Both keep an id for the dedup
--- horizon: the job sets their state TTLs in its compiled plan (flink_jobs/compiled_plan.py; a global
--- TTL would also expire the versioned customers in the temporal joins). A copy arriving after the
--- horizon is no longer recognised; in a flowing stream its event time is behind the watermark by
--- then, so the windows and the rolling state drop it as late anyway.
+-- state, so only the first copy of an activity id to arrive goes on: keep-first deduplication on
+-- arrival time, which emits at once, adds no latency and keeps the event-time attribute. The later
+-- copies come from a first-N on arrival time over the same rows (it keeps only a count per id);
+-- they become dead letters. Both forget an id after the dedup horizon: the job sets their state
+-- TTLs in its compiled plan (flink_jobs/compiled_plan.py; a global TTL would also expire the
+-- versioned customers in the temporal joins).
 CREATE TEMPORARY VIEW activity_unique AS
 SELECT activity_id, customer_id, customer_key, offer_id, offer_key, activity_type, channel,
-       propensity_to_churn, ip_address, rowtime, kafka_partition, kafka_offset
+       propensity_to_churn, ip_address, rowtime
 FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY activity_id ORDER BY proc_time ASC) AS copy_number
   FROM activity_valid
 )
 WHERE copy_number = 1;
 
+-- (The planner marks a Top-N's output as updating, although a first-N on arrival time only ever
+-- inserts: the dead-letter sinks are upsert sinks keyed by dead-letter id.)
 CREATE TEMPORARY VIEW duplicates AS
-SELECT
-  d.kafka_partition, d.kafka_offset, d.kafka_ts, d.payload
-FROM activity_unique AS f
-JOIN activity_valid AS d
-  ON f.activity_id = d.activity_id
- AND (f.kafka_partition <> d.kafka_partition OR f.kafka_offset <> d.kafka_offset);
+SELECT kafka_partition, kafka_offset, kafka_ts, payload
+FROM (
+  SELECT kafka_partition, kafka_offset, kafka_ts, payload,
+         ROW_NUMBER() OVER (PARTITION BY activity_id ORDER BY proc_time ASC) AS copy_number
+  FROM activity_valid
+)
+WHERE copy_number BETWEEN 2 AND 1000000000;
 
 CREATE TEMPORARY VIEW dead_letters AS
 SELECT
