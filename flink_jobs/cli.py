@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
                                            "much event time (%(default)s)")
     p.add_argument("--dedup-horizon", type=int, default=JobOptions.dedup_horizon_minutes, metavar="MINUTES",
                    help="a re-sent activity id is a dead letter if it arrives within this long of the first copy "
-                        "(%(default)s); state grows with rate x horizon")
+                        "(%(default)s); the job keeps a flag and a count per id seen within it")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (after a crash or kill)")
     p.add_argument("--resume-from", metavar="CHECKPOINT_DIR", help="continue from this checkpoint or savepoint")

@@ -45,7 +45,7 @@ class JobOptions:
     max_payload_chars: int = 65_536
     customer_state_interval_seconds: int = 1  # customers index: each customer's last state per interval
     # Duplicate activity ids are recognised for this long after the first copy arrives (state TTL of
-    # the deduplication and of the join that reports the copies; memory grows with rate x horizon).
+    # the deduplication and of the first-N that reports the copies: a flag and a count per id).
     dedup_horizon_minutes: int = 10
     bulk_flush_interval: str = "500ms"
     bulk_flush_max_actions: int = 2000

@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 FEED = dict(customers=1_000, offers=20, start_ms=1_767_225_600_000, events_per_second=1_000.0,
-            customer_update_rate=0.01, late_rate=0.01, malformed_rate=0.002, invalid_rate=0.002)
+            customer_update_rate=0.01, late_rate=0.01, duplicate_rate=0.005, malformed_rate=0.002,
+            invalid_rate=0.002)
 
 
 def fault_settings(base, name, tmp_path):

@@ -66,7 +66,7 @@ def test_all_seven_sinks_are_in_one_job(plan):
     assert len(re.findall(r"^Sink\(table=", plan, re.MULTILINE)) + plan.count("+- Sink(") >= 7
 
 
-def test_a_child_of_a_loopback_run_still_starts_its_gateway(tmp_path):
+def test_a_child_of_a_loopback_run_still_starts_its_gateway():
     """Running a UDF job in loopback mode merges the worker's environment, PYFLINK_GATEWAY_DISABLED=true
     among it, into the driver's; its child processes (the fault tests' `churnstream job`) inherit that."""
     import os
