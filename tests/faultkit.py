@@ -44,8 +44,11 @@ def close_event_time(s, config):
 
     A live job only emits what the watermark has passed. Relying on idle-partition detection for
     the quiet partitions proved unreliable after a restore (see the closing notes), and real feeds
-    keep every partition busy anyway. The closing records are a day later, so their own results
+    keep every partition busy anyway. The closing activities are a day later, so their own results
     stay pending and what must be in Elasticsearch is exactly the results of `config`'s records.
+    The closing customer and offer versions are an hour before them: once the activity partitions
+    go idle, a temporal join's watermark is its versioned side's, and that must stay short of the
+    closing activities (it released them when the activity side happened to go idle first).
     """
     import orjson
     from confluent_kafka import Producer
@@ -69,8 +72,8 @@ def close_event_time(s, config):
                        "ip_address": "192.0.2.1", "event_time": t}
             else:
                 key, value = latest[logical]
-                doc = dict(orjson.loads(value), updated_at=t)
-            p.produce(topic, key=key, value=orjson.dumps(doc), partition=partition, timestamp=t)
+                doc = dict(orjson.loads(value), updated_at=t - 3_600_000)
+            p.produce(topic, key=key, value=orjson.dumps(doc), partition=partition, timestamp=doc.get("updated_at", t))
     assert p.flush(10) == 0
 
 
