@@ -12,26 +12,34 @@ from __future__ import annotations
 
 import json
 
+from flink_jobs.sql_runner import statement_set
+
+
+def _states(plan: dict):
+    """(node type without its version, e.g. "stream-exec-deduplicate"; state entry) of every state."""
+    for node in plan.get("nodes", []):
+        for state in node.get("state") or []:
+            yield node.get("type", "").rsplit("_", 1)[0], state
+
+
+def state_ttls(plan: dict) -> dict[tuple[str, str], str]:
+    """(node type, state name) -> TTL of every state in the plan."""
+    return {(node_type, state.get("name")): state.get("ttl") for node_type, state in _states(plan)}
+
 
 def set_state_ttl(plan: dict, node_type: str, state_name: str, ttl: str) -> int:
-    """Set ``ttl`` on the state ``state_name`` of every node of ``node_type`` (e.g.
-    "stream-exec-deduplicate", any version); returns how many were set."""
+    """Set ``ttl`` on the state ``state_name`` of every node of ``node_type`` (any version); returns
+    how many were set."""
     n = 0
-    for node in plan.get("nodes", []):
-        if node.get("type", "").rsplit("_", 1)[0] != node_type:
-            continue
-        for state in node.get("state") or []:
-            if state.get("name") == state_name:
-                state["ttl"] = ttl
-                n += 1
+    for t, state in _states(plan):
+        if t == node_type and state.get("name") == state_name:
+            state["ttl"] = ttl
+            n += 1
     return n
 
 
 def compile_plan(t_env, inserts: list[str]) -> dict:
-    stmt_set = t_env.create_statement_set()
-    for ins in inserts:
-        stmt_set.add_insert_sql(ins)
-    return json.loads(stmt_set._j_statement_set.compilePlan().asJsonString())
+    return json.loads(statement_set(t_env, inserts)._j_statement_set.compilePlan().asJsonString())
 
 
 def execute(t_env, inserts: list[str], state_ttls: dict[tuple[str, str], str]):

@@ -59,11 +59,6 @@ def _enum_symbols(schema_file: str, field: str) -> list[str]:
     raise KeyError(field)
 
 
-def dedup_ttl(opts: JobOptions) -> str:
-    """The dedup horizon as a Flink duration, for the compiled plan's state entries."""
-    return f"{opts.dedup_horizon_minutes} min"
-
-
 def index_names(settings: Settings) -> dict[str, str]:
     return {key: settings.index(name) for key, name in INDICES.items()}
 

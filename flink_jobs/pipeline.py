@@ -115,7 +115,7 @@ def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elastics
 
 def dedup_state_ttls(opts: job_params.JobOptions) -> dict[tuple[str, str], str]:
     """The only state that expires: the deduplication's and the duplicate report's (a first-N)."""
-    ttl = job_params.dedup_ttl(opts)
+    ttl = f"{opts.dedup_horizon_minutes} min"
     return {("stream-exec-deduplicate", "deduplicateState"): ttl, ("stream-exec-rank", "rankState"): ttl}
 
 

@@ -159,9 +159,14 @@ def apply(t_env, script: Script, run_inserts: bool = True):
     return execute_inserts(t_env, script.inserts)
 
 
-def execute_inserts(t_env, inserts: list[str]):
-    """Submit all inserts as one statement set (one job: shared sources are read once)."""
+def statement_set(t_env, inserts: list[str]):
+    """All inserts as one statement set (one job: shared sources are read once)."""
     stmt_set = t_env.create_statement_set()
     for ins in inserts:
         stmt_set.add_insert_sql(ins)
-    return stmt_set.execute()
+    return stmt_set
+
+
+def execute_inserts(t_env, inserts: list[str]):
+    """Submit all inserts as one job."""
+    return statement_set(t_env, inserts).execute()

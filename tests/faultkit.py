@@ -70,10 +70,12 @@ def close_event_time(s, config):
                 doc = {"activity_id": f"closing-event-{partition}", "customer_id": 1, "offer_id": None,
                        "activity_type": "login", "channel": "branch", "propensity_to_churn": 0.5,
                        "ip_address": "192.0.2.1", "event_time": t}
+                ts = t
             else:
                 key, value = latest[logical]
-                doc = dict(orjson.loads(value), updated_at=t - 3_600_000)
-            p.produce(topic, key=key, value=orjson.dumps(doc), partition=partition, timestamp=doc.get("updated_at", t))
+                ts = t - 3_600_000
+                doc = dict(orjson.loads(value), updated_at=ts)
+            p.produce(topic, key=key, value=orjson.dumps(doc), partition=partition, timestamp=ts)
     assert p.flush(10) == 0
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from churnstream.settings import Settings
 from flink_jobs import params as job_params
-from flink_jobs import pipeline
+from flink_jobs import pipeline, sql_runner
 
 pytestmark = pytest.mark.flink
 
@@ -26,10 +26,7 @@ def built(tmp_path_factory):
 @pytest.fixture(scope="module")
 def plan(built) -> str:
     t_env, script = built
-    stmt_set = t_env.create_statement_set()
-    for ins in script.inserts:
-        stmt_set.add_insert_sql(ins)
-    return stmt_set.explain().split("== Optimized Execution Plan ==")[-1]
+    return sql_runner.statement_set(t_env, script.inserts).explain().split("== Optimized Execution Plan ==")[-1]
 
 
 def operators(plan: str, name: str) -> int:
@@ -93,8 +90,7 @@ def test_only_the_deduplication_and_its_report_expire(built):
     for (node_type, name), ttl in wanted.items():
         set_count = compiled_plan.set_state_ttl(plan, node_type, name, ttl)   # (the plan holds connector options:
         assert set_count == 1, (node_type, name)                               # keep it out of failure output)
-    ttls = {(node["type"].rsplit("_", 1)[0], st["name"]): st["ttl"]
-            for node in plan["nodes"] for st in node.get("state") or []}
+    ttls = compiled_plan.state_ttls(plan)
     assert {k: ttls.pop(k) for k in wanted} == wanted == dict.fromkeys(wanted, "10 min")
     assert ttls and set(ttls.values()) == {"0 ms"}, ttls
     assert ("stream-exec-sink", "sinkMaterializeState") not in ttls
