@@ -102,7 +102,7 @@ def main(argv=None) -> int:
 
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     settings = stack.up(Settings.from_env())
-    kafka, es = stack.services(settings)
+    kafka, es, _registry = stack.services(settings)
     mon = ProcMonitor(kafka_pid=kafka.pid(), es_pid=es.pid())
     tag = "b" + uuid.uuid4().hex[:6]
     base = settings.with_(run_dir=str(Path(settings.run_dir) / "bench"))

@@ -29,7 +29,7 @@ def run_job(settings: Settings, opts: job_params.JobOptions, kind: str, wait: bo
         t_env = pipeline.table_env(settings, jars=connector_jars(settings))
         pipeline.configure_checkpoints(t_env, settings)
         values = dict(job_params.build(settings, opts), index_passthrough=settings.index("passthrough"))
-        script = sql_runner.load([pipeline.SOURCES, PASSTHROUGH], values)
+        script = sql_runner.load([pipeline.SOURCES["json"], PASSTHROUGH], values)
         result = sql_runner.apply(t_env, script)
         if wait:
             result.wait()

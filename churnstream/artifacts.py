@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from churnstream import UserError
+from churnstream import PROJECT_ROOT, UserError
 from churnstream.settings import Settings
 from churnstream.versions import versions
 
@@ -55,10 +55,11 @@ def bundles() -> dict[str, Bundle]:
             # Kafka's jars carry only slf4j-api; this binding sends the broker's logs to log4j2.
             ("org.apache.logging.log4j", "log4j-slf4j-impl", v.log4j, "jar"),
         ), transitive=True),
-        "flink": Bundle(f"flink-connectors-{v.flink_kafka_connector}-{v.flink_es_connector}", (
+        "flink": Bundle(f"flink-connectors-{v.flink_kafka_connector}-{v.flink_es_connector}-avro-{v.flink_avro_confluent}", (
             ("org.apache.flink", "flink-sql-connector-kafka", v.flink_kafka_connector, "jar"),
             ("org.apache.flink", "flink-sql-connector-elasticsearch7", v.flink_es_connector, "jar"),
-        ), transitive=False),   # the sql-connector jars are uber jars
+            ("org.apache.flink", "flink-sql-avro-confluent-registry", v.flink_avro_confluent, "jar"),
+        ), transitive=False),   # the sql-connector and sql-format jars are uber jars
         "elasticsearch": Bundle(f"elasticsearch-dist-{v.elasticsearch}", (
             ("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", v.elasticsearch, "zip"),
         ), transitive=False),
@@ -132,14 +133,71 @@ def fetch_bundle(b: Bundle, home: Path) -> Path:
     return folder
 
 
+def maven_build(project: Path, home: Path, properties: dict[str, str], output: str) -> Path:
+    """Build one of this repository's Maven projects into the cache, once per content.
+
+    The cache folder's name carries a hash of the project's files and the -D properties (the
+    versions from versions.toml), so an edit or a version change builds again; ``output`` (a path
+    under the build folder, e.g. target/quarkus-app) becomes the cache folder.
+    """
+    files = sorted(p for p in project.rglob("*") if p.is_file() and "target" not in p.relative_to(project).parts)
+    h = hashlib.sha256(json.dumps(sorted(properties.items())).encode())
+    for p in files:
+        h.update(str(p.relative_to(project)).encode() + b"\0" + p.read_bytes())
+    folder = home / f"{project.name}-{h.hexdigest()[:12]}"
+    if (folder / ".complete").exists():
+        log.info("fetch: %s already built in %s", project.name, folder)
+        return folder
+    if shutil.which("mvn") is None:
+        raise UserError("Maven ('mvn') is not on PATH; install it (e.g. 'apt-get install maven') and run again.")
+    work = home / "maven" / f"build-{project.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(project, work, ignore=shutil.ignore_patterns("target"))
+    cmd = ["mvn", "-B", "-q", "--strict-checksums", "-f", str(work / "pom.xml"), "package",
+           *(f"-D{k}={v}" for k, v in properties.items())]
+    log.info("fetch: building %s with Maven (dependencies from Maven Central) ...", project.name)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
+        raise UserError(f"Maven could not build {project.name} (is Maven Central reachable?); its last lines:\n{tail}")
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.move(str(work / output), tmp)
+    (tmp / ".complete").write_text(" ".join(cmd) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("fetch: %s built into %s", project.name, folder)
+    return folder
+
+
+def schema_registry_app(settings: Settings) -> Path:
+    """The Apicurio Registry application (a Quarkus fast-jar folder with quarkus-run.jar)."""
+    v = versions()
+    return maven_build(PROJECT_ROOT / "schema_registry", Path(settings.home),
+                       {"apicurio.version": v.schema_registry, "quarkus.version": v.quarkus,
+                        "quarkus.package.type": "fast-jar"}, "target/quarkus-app")
+
+
+def udf_jar(settings: Settings) -> Path:
+    """The job's Java functions (flink_udfs/): Avro decoding that reports instead of failing."""
+    v = versions()
+    folder = maven_build(PROJECT_ROOT / "flink_udfs", Path(settings.home),
+                         {"flink.version": v.flink, "avro.version": v.avro}, "target")
+    return next(folder.glob("churnstream-flink-udfs-*.jar"))
+
+
 def fetch_all(settings: Settings) -> dict[str, Path]:
     home = Path(settings.home)
     home.mkdir(parents=True, exist_ok=True)
-    return {key: fetch_bundle(b, home) for key, b in bundles().items()}
+    got = {key: fetch_bundle(b, home) for key, b in bundles().items()}
+    got["schema-registry"] = schema_registry_app(settings)
+    got["flink-udfs"] = udf_jar(settings).parent
+    return got
 
 
 def connector_jars(settings: Settings) -> list[Path]:
-    """The Flink SQL connector jars for 'pipeline.jars' (fetched on first use)."""
+    """The jars for 'pipeline.jars': connectors and the Avro format (fetched on first use)."""
     folder = fetch_bundle(bundles()["flink"], Path(settings.home))
     return sorted(folder.glob("*.jar"))
 

@@ -23,7 +23,8 @@ def _stack(args, settings: Settings) -> int:
 
     if args.action == "up":
         local = stack.up(settings)
-        print(f"stack is up: Kafka {local.kafka_bootstrap}, Elasticsearch {local.es_url}")
+        print(f"stack is up: Kafka {local.kafka_bootstrap}, Elasticsearch {local.es_url}, "
+              f"Schema Registry {local.schema_registry_url}")
     elif args.action == "down":
         stopped = stack.down(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -31,16 +32,26 @@ def _stack(args, settings: Settings) -> int:
         rows = stack.status(settings)
         for r in rows:
             state = "ready" if r["ready"] else ("starting" if r["running"] else "stopped")
-            print(f"{r['service']:<14} {state:<9} pid={r['pid'] or '-':<8} log={r['log']}")
+            print(f"{r['service']:<16} {state:<9} pid={r['pid'] or '-':<8} log={r['log']}")
         return 0 if all(r["ready"] for r in rows) else 1
     return 0
+
+
+def _schema_registry(args, settings: Settings) -> int:
+    """The registry in the foreground (the compose service runs this; the local stack spawns it)."""
+    import os
+
+    from churnstream.localstack.schema_registry import command
+
+    cmd, env = command(settings, host=args.host)
+    os.execve(cmd[0], cmd, env)
 
 
 def _fetch(args, settings: Settings) -> int:
     from churnstream.artifacts import fetch_all
 
     for key, path in fetch_all(settings).items():
-        print(f"{key:<14} {path}")
+        print(f"{key:<16} {path}")
     return 0
 
 
@@ -87,9 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("fetch", help="download the pinned JVM artifacts into the cache (no-op when cached)")
     s.set_defaults(func=_fetch)
 
-    s = sub.add_parser("stack", help="the local Kafka + Elasticsearch stack")
+    s = sub.add_parser("stack", help="the local Kafka + Elasticsearch + Schema Registry stack")
     s.add_argument("action", choices=["up", "status", "down"])
     s.set_defaults(func=_stack)
+
+    s = sub.add_parser("schema-registry", help="run the Schema Registry in the foreground (port CHURNSTREAM_REGISTRY_PORT)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 in a container)")
+    s.set_defaults(func=_schema_registry)
 
     s = sub.add_parser("topics", help="create the project's Kafka topics (idempotent)")
     s.set_defaults(func=_topics)

@@ -138,3 +138,21 @@ def require_flink(settings: Settings, timeout: float = 5.0) -> None:
     if not isinstance(body, dict) or "flink-version" not in body:
         raise UserError(f"{settings.flink_jobmanager} answers HTTP but is not a Flink JobManager REST API; "
                         "fix --jobmanager / CHURNSTREAM_FLINK_JOBMANAGER.")
+
+
+def require_schema_registry(settings: Settings, timeout: float = 5.0) -> None:
+    """--format avro: the Confluent-compatible registry answers (the job looks writer schemas up there)."""
+    url = settings.schema_registry_url
+    if not url:
+        raise UserError("--format avro needs a Schema Registry; set CHURNSTREAM_SCHEMA_REGISTRY_URL (the local "
+                        "stack's is http://127.0.0.1:8085/apis/ccompat/v7).")
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/subjects", timeout=timeout) as r:
+            body = json.loads(r.read())
+    except Exception as e:  # noqa: BLE001 - any failure is the same advice
+        reason = getattr(e, "reason", None) or getattr(e, "code", None) or type(e).__name__
+        raise UserError(f"the Schema Registry at {url} does not answer ({reason}); start the local stack with "
+                        "'churnstream stack up' or point CHURNSTREAM_SCHEMA_REGISTRY_URL at your registry.") from None
+    if not isinstance(body, list):
+        raise UserError(f"{url} answers HTTP but is not a Confluent-compatible Schema Registry API; fix "
+                        "CHURNSTREAM_SCHEMA_REGISTRY_URL (Apicurio serves it under /apis/ccompat/v7).")

@@ -64,8 +64,10 @@ class Settings:
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     es_port: int = 9200
+    registry_port: int = 8085             # Schema Registry (Flink's web UI would take 8081)
     kafka_heap: str = "1g"
     es_heap: str = "1g"
+    registry_heap: str = "256m"
     # Pipeline.
     pii_hash_key: str = field(default="", metadata=SECRET)     # keyed hash for email/IP; random per run if empty
     checkpoint_interval_ms: int = 5000
@@ -103,7 +105,7 @@ class Settings:
             if not m or not 0 < int(m.group(2)) < 65536:
                 raise bad("kafka_bootstrap", "a comma-separated list of host:port", "127.0.0.1:9092")
         for name, example in (("es_url", "http://127.0.0.1:9200"), ("kibana_url", "http://127.0.0.1:5601"),
-                              ("schema_registry_url", "http://127.0.0.1:8081")):
+                              ("schema_registry_url", "http://127.0.0.1:8085/apis/ccompat/v7")):
             value = getattr(self, name)
             if name == "schema_registry_url" and not value:
                 continue
@@ -112,10 +114,10 @@ class Settings:
         if self.flink_jobmanager and not _HOST_PORT.match(self.flink_jobmanager) \
                 and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.flink_jobmanager):
             raise bad("flink_jobmanager", "a host:port", "127.0.0.1:8081")
-        for name in ("kafka_port", "kafka_controller_port", "es_port"):
+        for name in ("kafka_port", "kafka_controller_port", "es_port", "registry_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise bad(name, "a TCP port (1 to 65535)", str(getattr(Settings, name)))
-        for name in ("kafka_heap", "es_heap"):
+        for name in ("kafka_heap", "es_heap", "registry_heap"):
             if not _HEAP.match(getattr(self, name)):
                 raise bad(name, "a JVM heap size", "1g")
         if self.parallelism < 1:

@@ -17,11 +17,15 @@ class Versions:
     flink_scala: str
     flink_kafka_connector: str
     flink_es_connector: str
+    flink_avro_confluent: str
+    avro: str
     kafka: str
     kafka_scala: str
     log4j: str
     elasticsearch: str
     kibana: str
+    schema_registry: str
+    quarkus: str
 
 
 @functools.cache
@@ -32,11 +36,15 @@ def versions() -> Versions:
         flink_scala=raw["flink"]["scala"],
         flink_kafka_connector=raw["flink"]["connectors"]["kafka"],
         flink_es_connector=raw["flink"]["connectors"]["elasticsearch7"],
+        flink_avro_confluent=raw["flink"]["formats"]["avro_confluent"],
+        avro=raw["flink"]["formats"]["avro"],
         kafka=raw["kafka"]["version"],
         kafka_scala=raw["kafka"]["scala"],
         log4j=raw["kafka"]["log4j"],
         elasticsearch=raw["elasticsearch"]["version"],
         kibana=raw["kibana"]["version"],
+        schema_registry=raw["schema_registry"]["version"],
+        quarkus=raw["schema_registry"]["quarkus"],
     )
     if v.kibana != v.elasticsearch:
         raise ValueError("versions.toml: kibana.version must equal elasticsearch.version")

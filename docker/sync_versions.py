@@ -5,8 +5,9 @@
     python docker/sync_versions.py --check   # exit 1 and list the differences (tests/test_compose.py)
 
 docker-compose.yml holds literal tags (so a plain `docker compose up` needs nothing but .env): the
-images of Kafka, Elasticsearch, Kibana and the Schema Registry, and the FLINK_VERSION/FLINK_SCALA
-build args of the project image (docker/Dockerfile has no defaults for them). Each pin is found by
+images of Kafka, Elasticsearch and Kibana, and the FLINK_VERSION/FLINK_SCALA build args of the
+project image (docker/Dockerfile has no defaults for them; the Schema Registry is built into that
+image from versions.toml, as for the local stack). Each pin is found by
 a pattern below; a pin that is missing or appears twice with different values is an error.
 """
 
@@ -23,11 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "versions.toml"
 COMPOSE = ROOT / "docker-compose.yml"
 
-# Until versions.toml has a [schema_registry] table (see the report of the Docker work), this is the
-# Confluent Schema Registry image version of the optional "avro" profile.
-SCHEMA_REGISTRY_FALLBACK = "8.3.1"
-
-
 @dataclass(frozen=True)
 class Pin:
     name: str          # what it is, for messages
@@ -40,8 +36,6 @@ PINS = (
     Pin("Elasticsearch image", "elasticsearch.version",
         r"(image:\s*docker\.elastic\.co/elasticsearch/elasticsearch:)([^\s\"'#]+)"),
     Pin("Kibana image", "kibana.version", r"(image:\s*docker\.elastic\.co/kibana/kibana:)([^\s\"'#]+)"),
-    Pin("Schema Registry image", "schema_registry.version",
-        r"(image:\s*confluentinc/cp-schema-registry:)([^\s\"'#]+)"),
     Pin("Flink build arg", "flink.version", r"(FLINK_VERSION:\s*\")([^\"]*)"),
     Pin("Flink Scala build arg", "flink.scala", r"(FLINK_SCALA:\s*\")([^\"]*)"),
 )
@@ -51,8 +45,6 @@ def manifest_value(raw: dict, dotted: str) -> str:
     node = raw
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            if dotted == "schema_registry.version":
-                return SCHEMA_REGISTRY_FALLBACK
             raise KeyError(f"versions.toml has no {dotted}")
         node = node[part]
     return str(node)

@@ -13,6 +13,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("job", help="run the Flink churn pipeline")
     p.add_argument("--bounded", action="store_true",
                    help="stop at the end of what is in Kafka now (default: run until stopped)")
+    p.add_argument("--format", choices=["json", "avro"], default="json",
+                   help="how the topics are encoded (json); avro: Confluent wire format, writer schemas "
+                        "from CHURNSTREAM_SCHEMA_REGISTRY_URL")
     p.add_argument("--sink", choices=["elasticsearch", "print"], default="elasticsearch",
                    help="where results go (print: stdout, for a quick look)")
     p.add_argument("--startup", choices=["earliest-offset", "latest-offset", "group-offsets"],
@@ -53,7 +56,7 @@ def options_from_args(args) -> JobOptions:
         raise UserError("--customer-interval must be a positive number of seconds (e.g. 1).")
     if args.dedup_horizon <= 0:
         raise UserError("--dedup-horizon must be a positive number of minutes (e.g. 10).")
-    return dataclasses.replace(JobOptions(), bounded=args.bounded, startup_mode=args.startup,
+    return dataclasses.replace(JobOptions(), bounded=args.bounded, format=args.format, startup_mode=args.startup,
                                window_size_seconds=args.window_size, window_slide_seconds=args.window_slide,
                                alert_threshold=args.alert_threshold, idle_timeout=f"{args.idle_timeout} s",
                                customer_state_interval_seconds=args.customer_interval,
@@ -61,12 +64,14 @@ def options_from_args(args) -> JobOptions:
 
 
 def run(args, settings) -> int:
-    from churnstream.health import require_elasticsearch, require_kafka
+    from churnstream.health import require_elasticsearch, require_kafka, require_schema_registry
     from flink_jobs import pipeline
 
     opts = options_from_args(args)
     if args.jobmanager:
         settings = settings.with_(flink_jobmanager=args.jobmanager)
+    if opts.format == "avro":
+        require_schema_registry(settings)
     require_kafka(settings)
     if args.sink == "elasticsearch":
         require_elasticsearch(settings)

@@ -27,6 +27,7 @@ class JobOptions:
     """What the job does (flags); where it connects comes from Settings."""
 
     bounded: bool = False                  # stop at the offsets present at start (tests, demo)
+    format: str = "json"                   # json or avro (Confluent wire format, Schema Registry)
     startup_mode: str = "earliest-offset"
     group_id: str = "churnstream-pipeline"
     window_size_seconds: int = 60
@@ -57,6 +58,11 @@ def _enum_symbols(schema_file: str, field: str) -> list[str]:
         if f["name"] == field:
             return list(f["type"]["symbols"])
     raise KeyError(field)
+
+
+def _schema_text(schema_file: str) -> str:
+    """The project's schema as the avro-confluent format's reader schema (one line of JSON)."""
+    return json.dumps(json.loads((SCHEMA_DIR / schema_file).read_text()), separators=(",", ":"))
 
 
 def index_names(settings: Settings) -> dict[str, str]:
@@ -90,6 +96,8 @@ def es_options(settings: Settings, opts: JobOptions) -> dict[str, str]:
 
 
 def build(settings: Settings, opts: JobOptions) -> dict[str, object]:
+    from churnstream.artifacts import udf_jar
+
     p: dict[str, object] = {
         "topic_activity": settings.topic("customer_activity"),
         "topic_customers": settings.topic("customer_details"),
@@ -103,6 +111,10 @@ def build(settings: Settings, opts: JobOptions) -> dict[str, object]:
         "activity_types": _enum_symbols("customer_activity.avsc", "activity_type"),
         "channels": _enum_symbols("customer_activity.avsc", "channel"),
         "rolling_events_minus_one": opts.rolling_events - 1,
+        "schema_registry_url": settings.schema_registry_url,
+        "udf_jar": udf_jar(settings).as_uri() if opts.format == "avro" else "",
+        "customer_details_schema": _schema_text("customer_details.avsc"),
+        "customer_offers_schema": _schema_text("customer_offers.avsc"),
     }
     p["idle_timeout"] = "0 ms" if opts.bounded else opts.idle_timeout
     for name in ("window_size_seconds", "window_slide_seconds", "alert_threshold", "high_risk_threshold",

@@ -17,7 +17,7 @@ from flink_jobs import sql_runner
 
 log = logging.getLogger("churnstream.job")
 
-SOURCES = job_params.SQL_DIR / "sources.sql"
+SOURCES = {"json": job_params.SQL_DIR / "sources.sql", "avro": job_params.SQL_DIR / "sources_avro.sql"}
 TRANSFORM = job_params.SQL_DIR / "transform.sql"
 SINKS = job_params.SQL_DIR / "sinks.sql"
 PIPELINE = job_params.SQL_DIR / "pipeline.sql"
@@ -43,6 +43,7 @@ def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | Non
     # PYFLINK_GATEWAY_DISABLED=true among it; its children inherit that and then refuse to start a
     # gateway. We only ever build a table environment as a client, never inside a UDF worker.
     os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
+    _put_udfs_on_gateway_classpath(settings)
     env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
                     else EnvironmentSettings.in_batch_mode())
     t_env = TableEnvironment.create(env_settings)
@@ -62,6 +63,22 @@ def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | Non
         conf.set("rest.address", host)
         conf.set("rest.port", port or "8081")
     return t_env
+
+
+def _put_udfs_on_gateway_classpath(settings: Settings) -> None:
+    """Our Java function on the class path of the JVM that PyFlink starts (its first table environment).
+
+    The client compiles the generated operators that call it while it builds the job graph, with
+    the JVM's application class loader: a jar known only through pipeline.jars or USING JAR is not
+    seen there ("Cannot determine simple type name io"). PyFlink's gateway launcher puts
+    HADOOP_CLASSPATH on its class path; with the function goes the Avro format jar, whose relocated
+    Avro it calls. Both still reach a cluster as before: USING JAR (sources_avro.sql), pipeline.jars.
+    """
+    from churnstream.artifacts import connector_jars, udf_jar
+
+    jars = [str(udf_jar(settings))] + [str(j) for j in connector_jars(settings) if "avro" in j.name]
+    current = [p for p in os.environ.get("HADOOP_CLASSPATH", "").split(os.pathsep) if p]
+    os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(current + [j for j in jars if j not in current])
 
 
 def configure_checkpoints(t_env, settings: Settings) -> None:
@@ -102,7 +119,7 @@ def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elastics
         log.info("job: resuming from %s", resume_from)
     register_functions(t_env, hash_key(settings))
     values = job_params.build(settings, opts)
-    script = sql_runner.load([SOURCES, TRANSFORM, SINKS, PIPELINE], values)
+    script = sql_runner.load([SOURCES[opts.format], TRANSFORM, SINKS, PIPELINE], values)
     sql_runner.apply(t_env, script, run_inserts=False)
     if sink == "print":
         # Temporary tables shadow the Elasticsearch ones: same schema, printed to stdout instead.

@@ -1,4 +1,5 @@
--- Kafka source tables. Connection options are parameters (see flink_jobs/params.py), never hosts.
+-- Kafka source tables for JSON records. Connection options are parameters (see flink_jobs/params.py),
+-- never hosts. sources_avro.sql declares the same tables for Avro records (--format avro).
 
 SET 'table.local-time-zone' = 'UTC';
 -- A partition with no data holds back the watermark (and with it every temporal join and window).
@@ -12,6 +13,8 @@ CREATE TABLE activity_raw (
   kafka_partition INT              METADATA FROM 'partition' VIRTUAL,
   kafka_offset    BIGINT           METADATA FROM 'offset' VIRTUAL,
   kafka_ts        TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  -- Set only by the Avro source (a record that cannot be decoded); JSON text is checked in transform.sql.
+  decode_error AS CAST(NULL AS STRING),
   -- Arrival order, for duplicate detection (the first copy of an activity id to arrive wins).
   proc_time AS PROCTIME(),
   -- Event time is the payload's event_time when it is plausible, else the Kafka timestamp: a bad

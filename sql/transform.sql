@@ -1,5 +1,6 @@
 -- Transformations only: no connectors here, so tests can run them on literal rows.
--- Inputs: activity_raw (raw payload + Kafka metadata + rowtime), customers, offers (versioned).
+-- Inputs: activity_raw (raw payload as JSON text, decode_error, Kafka metadata, rowtime), customers,
+-- offers (versioned).
 -- Function: pseudonymise(STRING) -> STRING, a keyed hash registered by the job (the key never
 -- appears in SQL, plans or logs).
 
@@ -9,7 +10,7 @@
 -- extracted exactly once per record.
 CREATE TEMPORARY VIEW activity_parsed AS
 SELECT
-  r.record_key, r.payload, r.kafka_partition, r.kafka_offset, r.kafka_ts, r.rowtime, r.proc_time,
+  r.record_key, r.payload, r.decode_error, r.kafka_partition, r.kafka_offset, r.kafka_ts, r.rowtime, r.proc_time,
   p.is_json, p.activity_id, p.customer_id_text, p.offer_id_text, p.activity_type, p.channel,
   p.propensity_text, p.ip_address, p.event_time_text
 FROM activity_raw AS r
@@ -30,6 +31,8 @@ CROSS JOIN UNNEST(ARRAY[ROW(
 CREATE TEMPORARY VIEW activity_checked AS
 SELECT *,
   CASE
+    -- Avro records that could not be decoded (sources_avro.sql); always NULL for JSON.
+    WHEN decode_error IS NOT NULL                                         THEN decode_error
     WHEN payload IS NULL OR CHAR_LENGTH(payload) = 0                      THEN 'empty_payload'
     WHEN CHAR_LENGTH(payload) > ${max_payload_chars}                      THEN 'oversize_payload'
     -- The raw format keeps the record's bytes; decoding replaces invalid UTF-8 with U+FFFD, so the

@@ -65,7 +65,7 @@ class Harness:
         self.t_env = pipeline.table_env(settings)
         pipeline.register_functions(self.t_env, b"test-key")
         values = params.build(settings, self.opts)
-        sources = sql_runner.load([pipeline.SOURCES], values)
+        sources = sql_runner.load([pipeline.SOURCES["json"]], values)
         for k, v in sources.config.items():
             self.t_env.get_config().set(k, v)
         data = {"activity_raw": activities, "customers": customers, "offers": offers}

@@ -37,7 +37,7 @@ HELP = "run '{}' for the valid options."
 
 
 @pytest.mark.parametrize("args,message", [
-    ((), "error: a command is required, one of: fetch, stack, topics, verify, settings, generate, job, demo, kibana; "
+    ((), "error: a command is required, one of: fetch, stack, schema-registry, topics, verify, settings, generate, job, demo, kibana; "
          + HELP.format("churnstream --help")),
     (("--nope",), "error: unrecognized arguments: --nope; " + HELP.format("churnstream --help")),
     (("topics", "--nope"), "error: unrecognized arguments: --nope; " + HELP.format("churnstream topics --help")),
@@ -170,4 +170,21 @@ def test_remote_flink_cluster_with_nothing_listening():
     assert (r.returncode, r.stdout, r.stderr) == (2, "", (
         f"error: the Flink JobManager at 127.0.0.1:{port} does not answer on its REST API ([Errno 111] Connection "
         "refused); start the cluster or fix --jobmanager / CHURNSTREAM_FLINK_JOBMANAGER.\n"))
+    assert r.elapsed < 10
+
+
+def test_avro_job_without_a_schema_registry():
+    r = cli("job", "--bounded", "--format", "avro")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        "error: --format avro needs a Schema Registry; set CHURNSTREAM_SCHEMA_REGISTRY_URL (the local stack's is "
+        "http://127.0.0.1:8085/apis/ccompat/v7).\n"))
+
+
+def test_avro_job_with_nothing_listening_at_the_registry():
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/apis/ccompat/v7"
+    r = cli("job", "--bounded", "--format", "avro", env={"CHURNSTREAM_SCHEMA_REGISTRY_URL": url})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: the Schema Registry at {url} does not answer ([Errno 111] Connection refused); start the local "
+        "stack with 'churnstream stack up' or point CHURNSTREAM_SCHEMA_REGISTRY_URL at your registry.\n"))
     assert r.elapsed < 10

@@ -41,7 +41,7 @@ make_env, sync_versions, validate = _load("make_env"), _load("sync_versions"), _
 
 APP_IMAGE = "churnstream/app:local"
 FLINK_COMMANDS = {("jobmanager",), ("taskmanager",)}      # the flink image's own entry point commands
-THIRD_PARTY = {"kafka", "elasticsearch", "kibana", "schema-registry"}
+THIRD_PARTY = {"kafka", "elasticsearch", "kibana"}
 GATED = {"service_healthy", "service_completed_successfully"}
 MIB = 1024 * 1024
 
@@ -188,7 +188,8 @@ def test_the_job_and_the_generator_use_the_documented_commands(config, env_value
     assert flags["--count"] == "-1" and flags["--format"] == "json"
     assert flags["--rate"] == env_values["GENERATOR_RATE"]        # the load is set in .env
     avro = dict(zip(s["generator-avro"]["command"][2::2], s["generator-avro"]["command"][3::2]))
-    assert avro["--format"] == "avro" and avro["--schema-registry"] == "http://schema-registry:8081"
+    assert avro["--format"] == "avro" and avro["--schema-registry"] == "http://schema-registry:8085/apis/ccompat/v7"
+    assert s["schema-registry"]["command"] == ["churnstream", "schema-registry", "--host", "0.0.0.0"]
     assert s["es-setup"]["command"] == ["churnstream", "kibana", "install", "--skip-kibana"]
     assert s["kibana-setup"]["command"] == ["churnstream", "kibana", "install"]
 
@@ -204,8 +205,7 @@ def test_versions_agree_with_the_manifest(config):
     assert s["kibana"]["image"] == f"docker.elastic.co/kibana/kibana:{v.kibana}"
     args = s["jobmanager"]["build"]["args"]
     assert args == {"FLINK_VERSION": v.flink, "FLINK_SCALA": v.flink_scala}
-    want = sync_versions.expected()
-    assert s["schema-registry"]["image"] == f"confluentinc/cp-schema-registry:{want['Schema Registry image']}"
+    assert s["schema-registry"]["image"] == APP_IMAGE   # built into the image from versions.toml
 
 
 def test_sync_versions_check_passes():
@@ -365,7 +365,7 @@ def test_every_service_waits_for_what_it_talks_to(config):
         "kibana": lambda s: "http://kibana:5601" in json.dumps(s.get("environment") or {}),
         "jobmanager": lambda s: "jobmanager:8081" in json.dumps(s.get("command") or []) or (
             s.get("command") == ["taskmanager"]),
-        "schema-registry": lambda s: "schema-registry:8081" in json.dumps(s.get("command") or []),
+        "schema-registry": lambda s: "schema-registry:8085" in json.dumps(s.get("command") or []),
         "taskmanager": lambda s: (s.get("command") or [None])[1:2] == ["job"],   # the job needs slots
     }
     checked = 0
@@ -385,7 +385,7 @@ def test_healthchecks_probe_the_real_endpoints(config):
     assert "_cluster/health" in es and "elastic:$${ELASTIC_PASSWORD}" in es   # the container's env ($$ = literal $)
     assert "/api/status" in " ".join(s["kibana"]["healthcheck"]["test"])
     assert "/overview" in " ".join(s["jobmanager"]["healthcheck"]["test"])
-    assert "/subjects" in " ".join(s["schema-registry"]["healthcheck"]["test"])
+    assert "/apis/ccompat/v7/subjects" in " ".join(s["schema-registry"]["healthcheck"]["test"])
 
 
 def test_taskmanager_health_means_slots_registered():
@@ -442,15 +442,15 @@ def test_flink_processes_fit_in_their_containers(config):
         return int(size.rstrip("m"))
     assert mib(props["jobmanager.memory.process.size"]) < int(config["services"]["jobmanager"]["mem_limit"]) / MIB
     assert mib(props["taskmanager.memory.process.size"]) < int(config["services"]["taskmanager"]["mem_limit"]) / MIB
-    heaps = {"kafka": "KAFKA_HEAP_OPTS", "elasticsearch": "ES_JAVA_OPTS", "schema-registry": "SCHEMA_REGISTRY_HEAP_OPTS"}
+    heaps = {"kafka": "KAFKA_HEAP_OPTS", "elasticsearch": "ES_JAVA_OPTS", "schema-registry": "CHURNSTREAM_REGISTRY_HEAP"}
     for name, var in heaps.items():
-        xmx = int(re.search(r"-Xmx(\d+)m", config["services"][name]["environment"][var]).group(1))
+        xmx = int(re.search(r"(?:-Xmx)?(\d+)m", config["services"][name]["environment"][var]).group(1))
         assert xmx <= int(config["services"][name]["mem_limit"]) / MIB * 0.6, f"{name}: heap too close to the limit"
 
 
 def test_data_lives_in_named_volumes_that_down_v_removes(config):
     s = config["services"]
-    assert set(config["volumes"]) == {"kafka-data", "es-data", "flink-checkpoints"}
+    assert set(config["volumes"]) == {"kafka-data", "es-data", "flink-checkpoints", "registry-data"}
 
     def mounts(name):
         return {v["target"]: v["source"] for v in s[name].get("volumes", [])}

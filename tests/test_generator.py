@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import orjson
 import pytest
@@ -347,40 +345,31 @@ def test_rate_holds_within_5_percent_over_10_seconds(sub_stack):
 
 @pytest.mark.integration
 def test_avro_with_schema_registry_uses_the_confluent_wire_format(sub_stack):
-    from fastavro import schemaless_reader
+    """Against the stack's real registry: subjects registered, every record carries its id."""
+    import urllib.request
 
-    posted = []
+    from fastavro import parse_schema, schemaless_reader
 
-    class Registry(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            posted.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
-            body = json.dumps({"id": 40 + len(posted)}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Registry)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     settings = sub_stack
-    try:
-        ledger = produce(settings, cfg(activities=300, format="avro"), progress=False,
-                         schema_registry=f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-    assert sorted(p for p, _ in posted) == sorted(f"/subjects/{settings.topic(t)}-value/versions"
-                                                  for t in ("customer_details", "customer_offers", "customer_activity"))
+    registry = settings.schema_registry_url
+
+    def get(path):
+        with urllib.request.urlopen(f"{registry}{path}", timeout=10) as r:
+            return json.loads(r.read())
+
+    ledger = produce(settings, cfg(activities=300, format="avro"), progress=False, schema_registry=registry)
+    for t in ("customer_details", "customer_offers", "customer_activity"):
+        latest = get(f"/subjects/{settings.topic(t)}-value/versions/latest")
+        assert latest["id"] == ledger["schema_ids"][t]
+        assert json.loads(latest["schema"]) == SCHEMAS[t].raw
     act = settings.topic("customer_activity")
     msgs = _consume(settings, [act], 300)
     schema_id = ledger["schema_ids"]["customer_activity"]
+    writer = parse_schema(json.loads(get(f"/schemas/ids/{schema_id}")["schema"]))
     for m in msgs:
         v = m.value()
         assert v[0] == 0 and int.from_bytes(v[1:5], "big") == schema_id
-        assert SCHEMAS["customer_activity"].problems(schemaless_reader(io.BytesIO(v[5:]),
-                                                                       SCHEMAS["customer_activity"].parsed)) == []
+        assert SCHEMAS["customer_activity"].problems(schemaless_reader(io.BytesIO(v[5:]), writer)) == []
 
 
 @pytest.mark.integration

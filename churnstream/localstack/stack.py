@@ -9,6 +9,7 @@ from pathlib import Path
 from churnstream.localstack import process
 from churnstream.localstack.elasticsearch import ElasticsearchServer
 from churnstream.localstack.kafka import KafkaServer
+from churnstream.localstack.schema_registry import SchemaRegistryServer, url as registry_url
 from churnstream.settings import Settings
 from churnstream.topics import ensure_topics
 
@@ -16,21 +17,23 @@ log = logging.getLogger("churnstream.stack")
 
 
 def services(settings: Settings):
-    return [KafkaServer(settings), ElasticsearchServer(settings)]
+    return [KafkaServer(settings), ElasticsearchServer(settings), SchemaRegistryServer(settings)]
 
 
 def local_settings(settings: Settings) -> Settings:
     """Point the clients at the local services (ports may be overridden)."""
     return settings.with_(kafka_bootstrap=f"127.0.0.1:{settings.kafka_port}",
-                          es_url=f"http://127.0.0.1:{settings.es_port}")
+                          es_url=f"http://127.0.0.1:{settings.es_port}",
+                          schema_registry_url=registry_url("127.0.0.1", settings.registry_port))
 
 
 def up(settings: Settings) -> Settings:
     """Start what is not running yet (a no-op on a running stack) and create the topics."""
     t0 = time.monotonic()
-    kafka, es = services(settings)
+    kafka, es, registry = services(settings)
     plan = [(kafka, settings.kafka_port, "CHURNSTREAM_KAFKA_PORT"),
-            (es, settings.es_port, "CHURNSTREAM_ES_PORT")]
+            (es, settings.es_port, "CHURNSTREAM_ES_PORT"),
+            (registry, settings.registry_port, "CHURNSTREAM_REGISTRY_PORT")]
     to_start = []
     for svc, port, var in plan:
         if svc.pid() is not None:
@@ -41,7 +44,7 @@ def up(settings: Settings) -> Settings:
             process.check_port_free(settings.kafka_controller_port, "the Kafka controller",
                                     "CHURNSTREAM_KAFKA_CONTROLLER_PORT")
         to_start.append(svc)
-    # Launch everything, then wait: Elasticsearch and Kafka start in parallel.
+    # Launch everything, then wait: the services start in parallel.
     for svc in to_start:
         svc.launch()
     for svc in to_start:
@@ -49,8 +52,9 @@ def up(settings: Settings) -> Settings:
         log.info("%s: ready", svc.name)
     local = local_settings(settings)
     ensure_topics(local)
-    log.info("stack: up in %.1f s (Kafka %s, Elasticsearch %s, logs in %s)", time.monotonic() - t0,
-             local.kafka_bootstrap, local.es_url, Path(settings.run_dir) / "logs")
+    log.info("stack: up in %.1f s (Kafka %s, Elasticsearch %s, Schema Registry %s, logs in %s)",
+             time.monotonic() - t0, local.kafka_bootstrap, local.es_url, local.schema_registry_url,
+             Path(settings.run_dir) / "logs")
     return local
 
 
