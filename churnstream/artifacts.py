@@ -103,27 +103,33 @@ def _verify(folder: Path) -> None:
                 raise UserError(f"{p} is corrupt ({e}); delete {folder} and run 'churnstream fetch' again.")
 
 
+def _run_maven(args: list[str], what: str, verb: str) -> None:
+    """mvn -B -q --strict-checksums ARGS, or a UserError with Maven's own error lines."""
+    if shutil.which("mvn") is None:
+        raise UserError("Maven ('mvn') is not on PATH; install it (e.g. 'apt-get install maven') and run again.")
+    proc = subprocess.run(["mvn", "-B", "-q", "--strict-checksums", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        errors = [ln for ln in lines if ln.startswith("[ERROR]") and "Help 1" not in ln and ln.strip() != "[ERROR]"]
+        tail = "\n".join((errors or lines)[:8])
+        raise UserError(f"Maven could not {verb} {what} (is Maven Central reachable?); its error lines:\n{tail}")
+
+
 def fetch_bundle(b: Bundle, home: Path) -> Path:
     folder = b.folder(home)
     if is_complete(folder):
         log.info("fetch: %s already cached in %s", b.name, folder)
         return folder
-    if shutil.which("mvn") is None:
-        raise UserError("Maven ('mvn') is not on PATH; install it (e.g. 'apt-get install maven') and run again.")
     work = home / "maven" / b.name
     work.mkdir(parents=True, exist_ok=True)
     deps = "\n".join(DEP.format(g=g, a=a, v=v, t=f"<type>{t}</type>" if t != "jar" else "") for g, a, v, t in b.deps)
     (work / "pom.xml").write_text(POM.format(name=b.name, deps=deps))
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = ["mvn", "-B", "-q", "--strict-checksums", "-f", str(work / "pom.xml"),
-           "dependency:copy-dependencies", f"-DoutputDirectory={tmp}",
-           "-DincludeScope=runtime", f"-DexcludeTransitive={'false' if b.transitive else 'true'}"]
     log.info("fetch: resolving %s from Maven Central ...", b.name)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        raise UserError(f"Maven could not resolve {b.name} (is Maven Central reachable?); its last lines:\n{tail}")
+    _run_maven(["-f", str(work / "pom.xml"), "dependency:copy-dependencies", f"-DoutputDirectory={tmp}",
+                "-DincludeScope=runtime", f"-DexcludeTransitive={'false' if b.transitive else 'true'}"],
+               b.name, "resolve")
     _verify(tmp)
     files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
     _manifest(tmp).write_text(json.dumps({"bundle": b.name, "files": files}, indent=1))
@@ -140,33 +146,35 @@ def maven_build(project: Path, home: Path, properties: dict[str, str], output: s
     versions from versions.toml), so an edit or a version change builds again; ``output`` (a path
     under the build folder, e.g. target/quarkus-app) becomes the cache folder.
     """
-    files = sorted(p for p in project.rglob("*") if p.is_file() and "target" not in p.relative_to(project).parts)
     h = hashlib.sha256(json.dumps(sorted(properties.items())).encode())
-    for p in files:
-        h.update(str(p.relative_to(project)).encode() + b"\0" + p.read_bytes())
+    for p in sorted(project.rglob("*")):
+        rel = p.relative_to(project)
+        if p.is_file() and rel.parts[0] != "target":
+            data = p.read_bytes()
+            for part in (str(rel).encode(), data):   # length-prefixed: no two file sets hash alike
+                h.update(len(part).to_bytes(8, "big") + part)
     folder = home / f"{project.name}-{h.hexdigest()[:12]}"
     if (folder / ".complete").exists():
         log.info("fetch: %s already built in %s", project.name, folder)
         return folder
-    if shutil.which("mvn") is None:
-        raise UserError("Maven ('mvn') is not on PATH; install it (e.g. 'apt-get install maven') and run again.")
-    work = home / "maven" / f"build-{project.name}"
+    # A folder of its own per build: two clones sharing the cache may build at the same time.
+    work = home / "maven" / f"build-{folder.name}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(project, work, ignore=shutil.ignore_patterns("target"))
-    cmd = ["mvn", "-B", "-q", "--strict-checksums", "-f", str(work / "pom.xml"), "package",
-           *(f"-D{k}={v}" for k, v in properties.items())]
     log.info("fetch: building %s with Maven (dependencies from Maven Central) ...", project.name)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
-        raise UserError(f"Maven could not build {project.name} (is Maven Central reachable?); its last lines:\n{tail}")
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.move(str(work / output), tmp)
-    (tmp / ".complete").write_text(" ".join(cmd) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        _run_maven(["-f", str(work / "pom.xml"), "package", *(f"-D{k}={v}" for k, v in properties.items())],
+                   project.name, "build")
+        tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.move(str(work / output), tmp)
+        (tmp / ".complete").write_text(json.dumps(properties) + "\n")
+        if not (folder / ".complete").exists():   # else another build finished first: same content
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(folder.with_name(f"{folder.name}.partial-{os.getpid()}"), ignore_errors=True)
     log.info("fetch: %s built into %s", project.name, folder)
     return folder
 
@@ -184,7 +192,11 @@ def udf_jar(settings: Settings) -> Path:
     v = versions()
     folder = maven_build(PROJECT_ROOT / "flink_udfs", Path(settings.home),
                          {"flink.version": v.flink, "avro.version": v.avro}, "target")
-    return next(folder.glob("churnstream-flink-udfs-*.jar"))
+    jars = sorted(folder.glob("churnstream-flink-udfs-*.jar"))
+    if not jars:
+        raise UserError(f"the build of flink_udfs in {folder} holds no jar; delete that folder and run "
+                        "'churnstream fetch' again.")
+    return jars[0]
 
 
 def fetch_all(settings: Settings) -> dict[str, Path]:

@@ -142,17 +142,23 @@ def require_flink(settings: Settings, timeout: float = 5.0) -> None:
 
 def require_schema_registry(settings: Settings, timeout: float = 5.0) -> None:
     """--format avro: the Confluent-compatible registry answers (the job looks writer schemas up there)."""
+    from churnstream.localstack.schema_registry import url as local_url
+
     url = settings.schema_registry_url
     if not url:
         raise UserError("--format avro needs a Schema Registry; set CHURNSTREAM_SCHEMA_REGISTRY_URL (the local "
-                        "stack's is http://127.0.0.1:8085/apis/ccompat/v7).")
+                        f"stack's is {local_url('127.0.0.1', settings.registry_port)}).")
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/subjects", timeout=timeout) as r:
-            body = json.loads(r.read())
-    except Exception as e:  # noqa: BLE001 - any failure is the same advice
+            text = r.read()
+    except (OSError, ValueError) as e:   # refused, timeout, HTTP error status, bad URL
         reason = getattr(e, "reason", None) or getattr(e, "code", None) or type(e).__name__
         raise UserError(f"the Schema Registry at {url} does not answer ({reason}); start the local stack with "
                         "'churnstream stack up' or point CHURNSTREAM_SCHEMA_REGISTRY_URL at your registry.") from None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
     if not isinstance(body, list):
         raise UserError(f"{url} answers HTTP but is not a Confluent-compatible Schema Registry API; fix "
                         "CHURNSTREAM_SCHEMA_REGISTRY_URL (Apicurio serves it under /apis/ccompat/v7).")

@@ -74,8 +74,9 @@ def compare_dead_letters(index: str, expected: list[dict], found: list[tuple[str
     want = Counter((d["reason"], d["payload"]) for d in expected)
     have = Counter((d.get("reason"), d.get("payload")) for _, d in found)
     report = IndexReport(index, sum(want.values()), sum(have.values()))
-    report.missing = [f"{r}: {p[:60]}" for (r, p), n in (want - have).items() for _ in range(n)]
-    report.unexpected = [f"{r}: {p[:60]}" for (r, p), n in (have - want).items() for _ in range(n)]
+    # (An empty record's dead letter has no payload.)
+    report.missing = [f"{r}: {(p or '')[:60]}" for (r, p), n in (want - have).items() for _ in range(n)]
+    report.unexpected = [f"{r}: {(p or '')[:60]}" for (r, p), n in (have - want).items() for _ in range(n)]
     return report
 
 

@@ -43,7 +43,7 @@ def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | Non
     # PYFLINK_GATEWAY_DISABLED=true among it; its children inherit that and then refuse to start a
     # gateway. We only ever build a table environment as a client, never inside a UDF worker.
     os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
-    _put_udfs_on_gateway_classpath(settings)
+    _prepare_gateway_jvm(settings)
     env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
                     else EnvironmentSettings.in_batch_mode())
     t_env = TableEnvironment.create(env_settings)
@@ -65,20 +65,34 @@ def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | Non
     return t_env
 
 
-def _put_udfs_on_gateway_classpath(settings: Settings) -> None:
-    """Our Java function on the class path of the JVM that PyFlink starts (its first table environment).
+# Avro allocates a string, bytes or array of the length a record's prefix claims before reading it:
+# near 2^31 that fails the task with an OutOfMemoryError, and the job restarts on the same record
+# forever. No field can be longer than Kafka's default maximum record size, so above it the
+# (relocated) Avro throws, and the record becomes a malformed_avro dead letter. JVM-wide settings:
+# the mini-cluster gets them here, a session cluster from its env.java.opts.all (docker-compose.yml).
+AVRO_MAX_LENGTH = 1_048_576
+AVRO_LIMIT_OPTS = " ".join(f"-Dorg.apache.flink.avro.shaded.org.apache.avro.limits.{kind}.maxLength={AVRO_MAX_LENGTH}"
+                           for kind in ("string", "bytes", "collectionItems"))
 
-    The client compiles the generated operators that call it while it builds the job graph, with
-    the JVM's application class loader: a jar known only through pipeline.jars or USING JAR is not
-    seen there ("Cannot determine simple type name io"). PyFlink's gateway launcher puts
-    HADOOP_CLASSPATH on its class path; with the function goes the Avro format jar, whose relocated
-    Avro it calls. Both still reach a cluster as before: USING JAR (sources_avro.sql), pipeline.jars.
+
+def _prepare_gateway_jvm(settings: Settings) -> None:
+    """Our Java function on the class path of the JVM that PyFlink starts (its first table
+    environment), and the Avro limits above in its options.
+
+    The client compiles the generated operators that call the function while it builds the job
+    graph, with the JVM's application class loader: a jar known only through pipeline.jars or
+    USING JAR is not seen there ("Cannot determine simple type name io"). PyFlink's gateway
+    launcher puts HADOOP_CLASSPATH on its class path and JVM_ARGS on its command line; with the
+    function goes the Avro format jar, whose relocated Avro it calls. Both still reach a cluster as
+    before: USING JAR (sources_avro.sql) and pipeline.jars.
     """
     from churnstream.artifacts import connector_jars, udf_jar
 
     jars = [str(udf_jar(settings))] + [str(j) for j in connector_jars(settings) if "avro" in j.name]
     current = [p for p in os.environ.get("HADOOP_CLASSPATH", "").split(os.pathsep) if p]
     os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(current + [j for j in jars if j not in current])
+    if AVRO_LIMIT_OPTS not in os.environ.get("JVM_ARGS", ""):
+        os.environ["JVM_ARGS"] = f"{os.environ.get('JVM_ARGS', '')} {AVRO_LIMIT_OPTS}".strip()
 
 
 def configure_checkpoints(t_env, settings: Settings) -> None:

@@ -6,15 +6,16 @@ SET 'table.exec.source.idle-timeout' = '${idle_timeout}';
 
 -- Decodes one record with its writer schema (looked up by the id in its header) into JSON text,
 -- or names why it cannot: not_avro_wire_format, unknown_schema_id, malformed_avro (flink_udfs/).
--- USING JAR (not pipeline.jars): the planner compiles the watermark expression, which calls it, with
--- the table environment's own class loader, and only jars added this way reach that one.
+-- USING JAR ships the jar with the job to the cluster; the client's own JVM has it on its class
+-- path already (flink_jobs/pipeline.py, _prepare_gateway_jvm, says why).
 CREATE TEMPORARY SYSTEM FUNCTION avro_decode AS 'io.churnstream.udf.AvroDecode' LANGUAGE JAVA
   USING JAR '${udf_jar}';
 
 -- Activity is read as raw bytes and decoded here rather than by the avro-confluent format, which
 -- fails the whole job on a record it cannot decode: such a record becomes a dead letter instead
 -- (its payload the record's bytes in base64). Decoded records get the same JSON checks as JSON ones.
--- (avro_decode remembers its last input, so the three calls below decode each record once.)
+-- (avro_decode remembers its last input per thread, so the calls below decode each record once,
+-- although the source's watermark generator and the projection after it each call it.)
 CREATE TABLE activity_raw (
   record_key      STRING,
   value_bytes     BYTES,
@@ -25,13 +26,13 @@ CREATE TABLE activity_raw (
   decode_error AS avro_decode(value_bytes, '${schema_registry_url}').error,
   proc_time AS PROCTIME(),
   -- As in sources.sql: the record's event_time when plausible, else the Kafka timestamp.
-  rowtime AS COALESCE(
-    CASE WHEN ABS(TIMESTAMPDIFF(SECOND, kafka_ts, TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(
-                avro_decode(value_bytes, '${schema_registry_url}').payload, '$.event_time') AS BIGINT), 3)))
-              <= ${max_clock_skew_hours} * 3600
-         THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(
-                avro_decode(value_bytes, '${schema_registry_url}').payload, '$.event_time') AS BIGINT), 3)
-    END, kafka_ts),
+  rowtime AS CASE
+    WHEN ABS(TIMESTAMPDIFF(SECOND, kafka_ts,
+             TO_TIMESTAMP_LTZ(avro_decode(value_bytes, '${schema_registry_url}').event_time, 3)))
+         <= ${max_clock_skew_hours} * 3600
+    THEN TO_TIMESTAMP_LTZ(avro_decode(value_bytes, '${schema_registry_url}').event_time, 3)
+    ELSE kafka_ts
+  END,
   WATERMARK FOR rowtime AS rowtime - INTERVAL '${out_of_orderness_seconds}' SECOND
 ) WITH (
   'connector' = 'kafka',

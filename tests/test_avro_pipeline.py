@@ -55,7 +55,11 @@ def decode_all(registry: str, records):
     cache, as_json, undecodable = {}, [], []
     for topic, key, value, ts in records:
         reason = None
-        if value is None or len(value) < 5 or value[0] != 0:
+        if not value:   # the job's own empty_payload check sees it, with no payload to show
+            if topic == "customer_activity":
+                undecodable.append({"reason": "empty_payload", "payload": None})
+            continue
+        if len(value) < 5 or value[0] != 0:
             reason = "not_avro_wire_format"
         else:
             schema = _writer_schema(registry, struct.unpack(">I", value[1:5])[0], cache)
@@ -91,10 +95,11 @@ def avro_run(stack):
 
     from churnstream.expected import compute
     from churnstream.pii import hash_key
-    from churnstream.topics import ensure_topics
+    from churnstream.topics import TOPICS, delete_topics, ensure_topics
     from flink_jobs import pipeline
     from flink_jobs.params import JobOptions
     from generator import GeneratorConfig, produce
+    from generator.registry import wire_header
     from generator.schema import load_project_schemas
     from kibana.templates import install_templates
 
@@ -108,22 +113,34 @@ def avro_run(stack):
                      schema_registry=settings.schema_registry_url)
     # A producer whose registry is not ours: valid Avro, but a schema id nobody here registered.
     schema = load_project_schemas(None)["customer_activity"].parsed
+    topic, ts = settings.topic("customer_activity"), PIPELINE_START_MS + 60_000
     producer = Producer(settings.kafka_client_config())
     for i in range(5):
         body = io.BytesIO()
         schemaless_writer(body, schema, {
             "activity_id": f"foreign-{i}", "customer_id": 1 + i, "offer_id": None, "activity_type": "login",
-            "channel": "web", "propensity_to_churn": 0.5, "ip_address": "10.0.0.1",
-            "event_time": PIPELINE_START_MS + 60_000})
-        producer.produce(settings.topic("customer_activity"), b"\x00" + struct.pack(">I", UNKNOWN_ID) + body.getvalue(),
-                         str(1 + i).encode(), timestamp=PIPELINE_START_MS + 60_000)
+            "channel": "web", "propensity_to_churn": 0.5, "ip_address": "10.0.0.1", "event_time": ts})
+        producer.produce(topic, wire_header(UNKNOWN_ID) + body.getvalue(), str(1 + i).encode(), timestamp=ts)
+    # A length prefix claiming a 2 GB activity id (Avro would allocate it before reading), and an
+    # empty value.
+    huge = (2**31 - 16) * 2      # zigzag varint of the string length
+    varint = bytearray()
+    while True:
+        varint.append((huge & 0x7F) | (0x80 if huge > 0x7F else 0))
+        huge >>= 7
+        if not huge:
+            break
+    producer.produce(topic, wire_header(ledger["schema_ids"]["customer_activity"]) + bytes(varint) + b"abc",
+                     b"1", timestamp=ts)
+    producer.produce(topic, b"", b"2", timestamp=ts)
     assert producer.flush(30) == 0
 
     opts = JobOptions(bounded=True, format="avro")
     pipeline.run(settings, opts, wait=True)
     as_json, undecodable = decode_all(settings.schema_registry_url, records_in_kafka(settings))
     expected = compute(as_json, opts, hash_key(settings))
-    return settings, ledger, expected, undecodable
+    yield settings, ledger, expected, undecodable
+    delete_topics(settings, [settings.topic(t.name) for t in TOPICS])
 
 
 def test_every_index_matches_the_model(avro_run):
@@ -149,5 +166,18 @@ def test_undecodable_records_are_dead_letters_with_reason_and_bytes(avro_run):
     kinds = ledger["kinds"]
     assert reasons["unknown_schema_id"] == 5
     assert reasons["not_avro_wire_format"] == kinds["invalid"] > 0     # JSON on an Avro topic
-    assert reasons["malformed_avro"] == kinds["malformed"] > 0         # truncated records
+    assert reasons["malformed_avro"] == kinds["malformed"] + 1 > 1     # truncated records, the 2 GB claim
+    assert reasons["empty_payload"] == 1
     assert reasons["duplicate_activity_id"] > 0
+
+
+def test_the_job_ran_with_avro_length_limits(avro_run):
+    """Without them that 2 GB claim is an allocation, not a dead letter (on a small heap, a crash loop)."""
+    from pyflink.java_gateway import get_gateway
+
+    from flink_jobs.pipeline import AVRO_MAX_LENGTH
+
+    system = get_gateway().jvm.System
+    for kind in ("string", "bytes", "collectionItems"):
+        assert system.getProperty(f"org.apache.flink.avro.shaded.org.apache.avro.limits.{kind}.maxLength") == \
+            str(AVRO_MAX_LENGTH)

@@ -437,6 +437,8 @@ def test_flink_processes_fit_in_their_containers(config):
     assert props == dict(line.split(": ", 1) for line in
                          config["services"]["taskmanager"]["environment"]["FLINK_PROPERTIES"].strip().splitlines())
     assert props["jobmanager.rpc.address"] == "jobmanager"
+    from flink_jobs.pipeline import AVRO_LIMIT_OPTS
+    assert props["env.java.opts.all"] == AVRO_LIMIT_OPTS     # as the local mini-cluster gets them
 
     def mib(size):
         return int(size.rstrip("m"))
@@ -444,8 +446,19 @@ def test_flink_processes_fit_in_their_containers(config):
     assert mib(props["taskmanager.memory.process.size"]) < int(config["services"]["taskmanager"]["mem_limit"]) / MIB
     heaps = {"kafka": "KAFKA_HEAP_OPTS", "elasticsearch": "ES_JAVA_OPTS", "schema-registry": "CHURNSTREAM_REGISTRY_HEAP"}
     for name, var in heaps.items():
-        xmx = int(re.search(r"(?:-Xmx)?(\d+)m", config["services"][name]["environment"][var]).group(1))
+        value = config["services"][name]["environment"][var]
+        xmx = int((re.search(r"-Xmx(\d+)m", value) or re.fullmatch(r"(\d+)m", value)).group(1))
         assert xmx <= int(config["services"][name]["mem_limit"]) / MIB * 0.6, f"{name}: heap too close to the limit"
+
+
+def test_volumes_of_the_flink_user_exist_in_the_image(config):
+    """A volume mounted where the image has no folder is created owned by root: the services that
+    run as the flink user (gosu) could not write to it."""
+    dockerfile = validate.DOCKERFILE.read_text()
+    for name, svc in config["services"].items():
+        for v in svc.get("volumes", []):
+            if v["target"].startswith("/var/lib/churnstream/"):
+                assert v["target"] in dockerfile, f"{name}: {v['target']} is not created in the image"
 
 
 def test_data_lives_in_named_volumes_that_down_v_removes(config):
@@ -488,6 +501,8 @@ def test_dockerfile_builds_one_image_with_python_pyflink_and_the_connector_jars(
     assert "uv pip install --no-cache -r pyproject.toml" in build        # the exact pins of the project
     assert "uv pip install --no-cache --no-deps -e ." in build            # the churnstream console script
     assert "from churnstream.artifacts import connector_jars" in build    # same resolver as `churnstream fetch`
+    # Everything built with Maven at run time elsewhere is built here: the final image has no Maven.
+    assert all(f"{fn}(s)" in build for fn in ("connector_jars", "udf_jar", "schema_registry_app"))
     assert "maven" in build and "maven" not in final and "build-essential" not in final
     for path in ("/opt/python", "/opt/venv", "/opt/churnstream"):
         assert f"COPY --from=build {path} {path}" in final

@@ -43,10 +43,10 @@ def _free_ports(n: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def outage_stack(tmp_path_factory):
-    kafka_port, controller_port, es_port = _free_ports(3)
+    kafka_port, controller_port, es_port, registry_port = _free_ports(4)
     base = Settings.from_env().with_(run_dir=str(tmp_path_factory.mktemp("outage-stack")), kafka_port=kafka_port,
                                      kafka_controller_port=controller_port, es_port=es_port,
-                                     es_heap="512m", kafka_heap="512m")
+                                     registry_port=registry_port, es_heap="512m", kafka_heap="512m")
     local = local_stack.up(base)
     try:
         yield local.with_(topic_prefix="outage-", index_prefix="outage-churn-")

@@ -139,20 +139,41 @@ def test_bad_flag_is_one_sentence_and_exit_2():
 def test_a_second_stack_starts_twice_safely_and_stops_completely(tmp_path, stack):
     """A whole extra stack on other ports: up, up again (no-op), down leaves no process of ours."""
     ports = []
-    for _ in range(3):
+    for _ in range(4):
         with _taken_port() as s:
             ports.append(s.getsockname()[1])
     s = Settings.from_env().with_(run_dir=str(tmp_path / "run"), kafka_port=ports[0],
-                                  kafka_controller_port=ports[1], es_port=ports[2], es_heap="512m",
-                                  kafka_heap="512m")
+                                  kafka_controller_port=ports[1], es_port=ports[2], registry_port=ports[3],
+                                  es_heap="512m", kafka_heap="512m")
     try:
         local_stack.up(s)
         pids = [r["pid"] for r in local_stack.status(s)]
         assert all(pids) and all(r["ready"] for r in local_stack.status(s))
         local_stack.up(s)
         assert [r["pid"] for r in local_stack.status(s)] == pids
+        _registry_keeps_schemas_across_a_restart(s)
+        pids = [r["pid"] for r in local_stack.status(s)]
     finally:
-        assert sorted(local_stack.down(s)) == ["elasticsearch", "kafka"]
+        assert sorted(local_stack.down(s)) == ["elasticsearch", "kafka", "schema-registry"]
     assert not any(process.alive(p) for p in pids)
-    assert not process.port_open(ports[0]) and not process.port_open(ports[2])
+    assert not any(process.port_open(p) for p in (ports[0], ports[2], ports[3]))
     assert all(not r["running"] for r in local_stack.status(s))
+
+
+def _registry_keeps_schemas_across_a_restart(s: Settings) -> None:
+    """Records in Kafka carry schema ids: a restarted registry must still resolve them."""
+    import json
+    import urllib.request
+
+    from churnstream.localstack.schema_registry import SchemaRegistryServer
+    from generator.registry import register
+
+    url = local_stack.local_settings(s).schema_registry_url
+    schema = {"type": "record", "name": "Persisted", "fields": [{"name": "a", "type": "long"}]}
+    schema_id = register(url, "persisted-value", schema)
+    registry = SchemaRegistryServer(s)
+    assert process.stop(registry.pidfile)
+    registry.launch()
+    process.wait_until(registry.ready, 60, registry.name, registry.log_file, registry.pid())
+    with urllib.request.urlopen(f"{url}/schemas/ids/{schema_id}", timeout=10) as r:
+        assert json.loads(json.loads(r.read())["schema"]) == schema

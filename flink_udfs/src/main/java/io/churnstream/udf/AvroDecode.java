@@ -49,10 +49,18 @@ public class AvroDecode extends ScalarFunction {
     private transient ObjectMapper mapper;
     private transient Map<Integer, Schema> schemas;   // ids are immutable: cached forever
     private transient Map<Integer, Long> unknownUntil; // id -> System.nanoTime() deadline
-    // The SQL calls eval several times per record with the same array (payload, error, event
-    // time). Identity is enough: each Kafka record brings a fresh array, never refilled in place.
-    private transient byte[] lastValue;
-    private transient Row lastResult;
+    // A reader per writer schema and one reused decoder: building them per record costs more
+    // than decoding a small record.
+    private transient Map<Schema, GenericDatumReader<Object>> readers;
+    private transient BinaryDecoder decoder;
+    /**
+     * The SQL calls eval several times per record with the same array (payload, error, event
+     * time), from two operators: the source's watermark generator and the chained Calc after it.
+     * Both run in the task's thread and see the same array (object reuse), so one cache per thread,
+     * shared by all instances, decodes each record once. Identity is enough: each Kafka record
+     * brings a fresh array, never refilled in place.
+     */
+    private static final ThreadLocal<Object[]> LAST = ThreadLocal.withInitial(() -> new Object[2]);
 
     @Override
     public void open(FunctionContext context) {
@@ -65,6 +73,7 @@ public class AvroDecode extends ScalarFunction {
             mapper = new ObjectMapper();
             schemas = new HashMap<>();
             unknownUntil = new HashMap<>();
+            readers = new HashMap<>();
         }
     }
 
@@ -77,19 +86,23 @@ public class AvroDecode extends ScalarFunction {
         return true;
     }
 
-    public @DataTypeHint("ROW<payload STRING, error STRING>") Row eval(byte[] value, String registryUrl) {
-        if (value != null && value == lastValue) {
-            return lastResult;
+    /** payload: the record as JSON text; error: why it could not be decoded; event_time: its
+     * top-level long field of that name, if any (so the event-time column needs no JSON parsing). */
+    public @DataTypeHint("ROW<payload STRING, error STRING, event_time BIGINT>") Row eval(
+            byte[] value, String registryUrl) {
+        Object[] last = LAST.get();
+        if (value != null && value == last[0]) {
+            return (Row) last[1];
         }
         Row result = decode(value, registryUrl);
-        lastValue = value;
-        lastResult = result;
+        last[0] = value;
+        last[1] = result;
         return result;
     }
 
     private Row decode(byte[] value, String registryUrl) {
         if (value == null || value.length == 0) {
-            return Row.of(null, null); // the SQL reports empty payloads itself
+            return Row.of(null, null, null); // the SQL reports empty payloads itself
         }
         if (value.length < 5 || value[0] != 0) {
             return failed(value, "not_avro_wire_format");
@@ -105,22 +118,32 @@ public class AvroDecode extends ScalarFunction {
         }
         Object datum;
         try {
-            BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(value, 5, value.length - 5, null);
-            datum = new GenericDatumReader<Object>(schema).read(null, decoder);
+            decoder = DecoderFactory.get().binaryDecoder(value, 5, value.length - 5, decoder);
+            datum = readers.computeIfAbsent(schema, GenericDatumReader::new).read(null, decoder);
             if (!decoder.isEnd()) {
                 return failed(value, "malformed_avro"); // trailing bytes: not the schema's record
             }
         } catch (IOException | RuntimeException e) {
-            // EOF on truncation, bad union/enum index, negative or oversized lengths, ...
+            // EOF on truncation, bad union/enum index, negative lengths, lengths above the Avro
+            // limits the job sets (SystemLimitException; without them a length prefix near 2^31
+            // would make Avro allocate that much and fail the task with an OutOfMemoryError) ...
             return failed(value, "malformed_avro");
         }
         StringBuilder json = new StringBuilder(value.length * 2);
         writeJson(datum, json);
-        return Row.of(json.toString(), null);
+        Long eventTime = null;
+        if (datum instanceof IndexedRecord) {
+            Schema.Field f = ((IndexedRecord) datum).getSchema().getField("event_time");
+            Object t = f == null ? null : ((IndexedRecord) datum).get(f.pos());
+            if (t instanceof Long || t instanceof Integer) {
+                eventTime = ((Number) t).longValue();
+            }
+        }
+        return Row.of(json.toString(), null, eventTime);
     }
 
     private static Row failed(byte[] value, String error) {
-        return Row.of(Base64.getEncoder().encodeToString(value), error);
+        return Row.of(Base64.getEncoder().encodeToString(value), error, null);
     }
 
     /** The writer schema of {@code id}, or null if the registry says it does not exist (404). */
