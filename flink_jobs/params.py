@@ -95,22 +95,33 @@ def es_options(settings: Settings, opts: JobOptions) -> dict[str, str]:
     return o
 
 
+def kafka_reads(settings: Settings, opts: JobOptions) -> dict[str, dict[str, str]]:
+    """Per source table: the WITH options every format shares (topic, connection, consumer group,
+    read bounds, raw record key); sources.sql and sources_avro.sql add only their value format."""
+    common = {**kafka_properties(settings), "properties.group.id": opts.group_id,
+              "scan.bounded.mode": "latest-offset" if opts.bounded else "unbounded",
+              "key.format": "raw", "value.fields-include": "EXCEPT_KEY"}
+    return {
+        # raw key (the customer id) and raw value: a bad record becomes a dead letter, never a failed job
+        "activity_kafka": {"topic": settings.topic("customer_activity"), **common,
+                           "scan.startup.mode": opts.startup_mode, "key.fields": "record_key", "value.format": "raw"},
+        "customers_kafka": {"topic": settings.topic("customer_details"), **common},
+        "offers_kafka": {"topic": settings.topic("customer_offers"), **common},
+    }
+
+
 def build(settings: Settings, opts: JobOptions) -> dict[str, object]:
     from churnstream.artifacts import udf_jar
 
     p: dict[str, object] = {
         "topic_activity": settings.topic("customer_activity"),
-        "topic_customers": settings.topic("customer_details"),
-        "topic_offers": settings.topic("customer_offers"),
         "topic_dead_letters": settings.topic("churn_dead_letter"),
         "kafka_properties": kafka_properties(settings),
         "es_options": es_options(settings, opts),
-        "group_id": opts.group_id,
-        "startup_mode": opts.startup_mode,
-        "bounded_mode": "latest-offset" if opts.bounded else "unbounded",
         "activity_types": _enum_symbols("customer_activity.avsc", "activity_type"),
         "channels": _enum_symbols("customer_activity.avsc", "channel"),
         "rolling_events_minus_one": opts.rolling_events - 1,
+        **kafka_reads(settings, opts),
         "schema_registry_url": settings.schema_registry_url,
         "udf_jar": udf_jar(settings).as_uri() if opts.format == "avro" else "",
         "customer_details_schema": _schema_text("customer_details.avsc"),

@@ -30,15 +30,8 @@ CREATE TABLE activity_raw (
   WATERMARK FOR rowtime AS rowtime - INTERVAL '${out_of_orderness_seconds}' SECOND
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_activity}',
-  ${kafka_properties:options},
-  'properties.group.id' = '${group_id}',
-  'scan.startup.mode' = '${startup_mode}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'key.format' = 'raw',
-  'key.fields' = 'record_key',
-  'value.format' = 'raw',
-  'value.fields-include' = 'EXCEPT_KEY'
+  -- topic, connection, consumer group, read bounds, raw key and value: flink_jobs/params.py kafka_reads
+  ${activity_kafka:options}
 );
 
 -- Customers and offers are versioned tables: the latest value per key on a compacted topic, with
@@ -59,14 +52,9 @@ CREATE TABLE customers (
   WATERMARK FOR valid_from AS valid_from
 ) WITH (
   'connector' = 'upsert-kafka',
-  'topic' = '${topic_customers}',
-  ${kafka_properties:options},
-  'properties.group.id' = '${group_id}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'key.format' = 'raw',
+  ${customers_kafka:options},
   'value.format' = 'json',
-  'value.json.ignore-parse-errors' = 'true',
-  'value.fields-include' = 'EXCEPT_KEY'
+  'value.json.ignore-parse-errors' = 'true'
 );
 
 CREATE TABLE offers (
@@ -82,12 +70,7 @@ CREATE TABLE offers (
   WATERMARK FOR valid_from AS valid_from
 ) WITH (
   'connector' = 'upsert-kafka',
-  'topic' = '${topic_offers}',
-  ${kafka_properties:options},
-  'properties.group.id' = '${group_id}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'key.format' = 'raw',
+  ${offers_kafka:options},
   'value.format' = 'json',
-  'value.json.ignore-parse-errors' = 'true',
-  'value.fields-include' = 'EXCEPT_KEY'
+  'value.json.ignore-parse-errors' = 'true'
 );

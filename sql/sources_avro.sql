@@ -36,15 +36,8 @@ CREATE TABLE activity_raw (
   WATERMARK FOR rowtime AS rowtime - INTERVAL '${out_of_orderness_seconds}' SECOND
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_activity}',
-  ${kafka_properties:options},
-  'properties.group.id' = '${group_id}',
-  'scan.startup.mode' = '${startup_mode}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'key.format' = 'raw',
-  'key.fields' = 'record_key',
-  'value.format' = 'raw',
-  'value.fields-include' = 'EXCEPT_KEY'
+  -- topic, connection, consumer group, read bounds, raw key and value: flink_jobs/params.py kafka_reads
+  ${activity_kafka:options}
 );
 
 -- Customers and offers: versioned tables, decoded by Flink's avro-confluent format with the
@@ -66,15 +59,10 @@ CREATE TABLE customers (
   WATERMARK FOR valid_from AS valid_from
 ) WITH (
   'connector' = 'upsert-kafka',
-  'topic' = '${topic_customers}',
-  ${kafka_properties:options},
-  'properties.group.id' = '${group_id}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'key.format' = 'raw',
+  ${customers_kafka:options},
   'value.format' = 'avro-confluent',
   'value.avro-confluent.url' = '${schema_registry_url}',
-  'value.avro-confluent.schema' = '${customer_details_schema}',
-  'value.fields-include' = 'EXCEPT_KEY'
+  'value.avro-confluent.schema' = '${customer_details_schema}'
 );
 
 CREATE TABLE offers (
@@ -90,13 +78,8 @@ CREATE TABLE offers (
   WATERMARK FOR valid_from AS valid_from
 ) WITH (
   'connector' = 'upsert-kafka',
-  'topic' = '${topic_offers}',
-  ${kafka_properties:options},
-  'properties.group.id' = '${group_id}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'key.format' = 'raw',
+  ${offers_kafka:options},
   'value.format' = 'avro-confluent',
   'value.avro-confluent.url' = '${schema_registry_url}',
-  'value.avro-confluent.schema' = '${customer_offers_schema}',
-  'value.fields-include' = 'EXCEPT_KEY'
+  'value.avro-confluent.schema' = '${customer_offers_schema}'
 );
