@@ -31,7 +31,8 @@ def run(args, settings) -> int:
     from churnstream.expected import compute
     from churnstream.localstack import stack
     from churnstream.pii import hash_key
-    from churnstream.topics import TOPICS, delete_topics, ensure_topics
+    from churnstream.catalog import TOPICS
+    from churnstream.topics import delete_topics, ensure_topics
     from churnstream.verify import format_reports, verify
     from flink_jobs import pipeline
     from flink_jobs.params import JobOptions, index_names

@@ -162,3 +162,17 @@ def require_schema_registry(settings: Settings, timeout: float = 5.0) -> None:
     if not isinstance(body, list):
         raise UserError(f"{url} answers HTTP but is not a Confluent-compatible Schema Registry API; fix "
                         "CHURNSTREAM_SCHEMA_REGISTRY_URL (Apicurio serves it under /apis/ccompat/v7).")
+
+
+def require_topics(settings: Settings, timeout: float = 10.0) -> None:
+    """Every project topic exists: a Flink source or sink on a missing topic restarts forever
+    (UnknownTopicOrPartitionException) instead of failing once."""
+    from confluent_kafka.admin import AdminClient
+
+    from churnstream.catalog import TOPICS
+
+    existing = set(AdminClient(settings.kafka_client_config()).list_topics(timeout=timeout).topics)
+    missing = [settings.topic(t.name) for t in TOPICS if settings.topic(t.name) not in existing]
+    if missing:
+        raise UserError(f"Kafka at {settings.kafka_bootstrap} has no topic {', '.join(missing)}; create the "
+                        "project's topics with 'churnstream topics' (same CHURNSTREAM_TOPIC_PREFIX) and run again.")

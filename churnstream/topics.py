@@ -1,36 +1,14 @@
-"""The project's Kafka topics, created idempotently with the right partitions and cleanup policy."""
+"""The project's Kafka topics (churnstream.catalog.TOPICS), created idempotently with their partitions and cleanup policy."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from churnstream import UserError
+from churnstream.catalog import TOPICS
 from churnstream.settings import Settings
 
 log = logging.getLogger("churnstream.topics")
-
-COMPACT = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
-# Event streams are kept by size, not age: the generator's simulated clock (and any replay of old
-# data) stamps records in the past, and Kafka's default 7-day time retention deleted them minutes
-# after they were written - records acknowledged to the producer vanished before the job read them.
-BY_SIZE = {"retention.ms": "-1", "retention.bytes": str(1 << 30)}   # per partition
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    config: dict[str, str] = field(default_factory=dict)
-
-
-# Customers and offers are tables (latest value per key): compacted. Activity is an event stream.
-TOPICS = (
-    TopicSpec("customer_activity", 3, BY_SIZE),
-    TopicSpec("customer_details", 3, COMPACT),
-    TopicSpec("customer_offers", 1, COMPACT),
-    TopicSpec("churn_dead_letter", 1, BY_SIZE),
-)
 
 
 def ensure_topics(settings: Settings, specs=TOPICS) -> list[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from churnstream import UserError
 from flink_jobs.params import JobOptions
+from flink_jobs.rest import JOB_NAME, FlinkRest
 
 
 def add_parser(sub) -> None:
@@ -66,7 +67,7 @@ def options_from_args(args) -> JobOptions:
 
 
 def run(args, settings) -> int:
-    from churnstream.health import require_elasticsearch, require_kafka, require_schema_registry
+    from churnstream.health import require_elasticsearch, require_kafka, require_schema_registry, require_topics
     from flink_jobs import pipeline
 
     opts = options_from_args(args)
@@ -78,6 +79,16 @@ def run(args, settings) -> int:
     if opts.format == "avro":
         require_schema_registry(settings)
     require_kafka(settings)
+    require_topics(settings)
+    if settings.flink_jobmanager:
+        running = FlinkRest(settings.flink_jobmanager).running(JOB_NAME)
+        if running:
+            # Submitting again would run the pipeline twice (each writing every document): `job`
+            # on a cluster is idempotent instead, as `stack up` is, so a recreated compose service
+            # follows the job it finds.
+            print(f"job {running} is already running on {settings.flink_jobmanager}; nothing submitted (this command's "
+                  "flags apply only to a new job: cancel that one first to change it)", flush=True)
+            return 0 if args.detach else pipeline.follow(settings, running)
     if args.sink == "elasticsearch":
         require_elasticsearch(settings)
         if not args.no_templates:

@@ -212,6 +212,23 @@ def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsea
     return result
 
 
+def follow(settings: Settings, jid: str, poll_seconds: float = 5.0) -> int:
+    """Wait for a job already on the cluster to end, logging each change of its state: 0 when it
+    was cancelled or finished, a UserError when it failed."""
+    rest, state = FlinkRest(settings.flink_jobmanager), None
+    log.info("job: following %s on %s", jid, settings.flink_jobmanager)
+    while True:
+        now = rest.job(jid)["state"]
+        if now != state:
+            log.info("job: %s is %s", jid, now)
+            state = now
+        if state == "FAILED":
+            raise UserError(f"the Flink job {jid} failed: {rest.last_failure(jid)}")
+        if state in ("CANCELED", "FINISHED"):
+            return 0
+        time.sleep(poll_seconds)
+
+
 def _root_cause(e: Exception) -> str:
     text = str(e)
     causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]

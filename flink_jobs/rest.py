@@ -12,6 +12,7 @@ import urllib.request
 
 # The job's name on a cluster (pipeline.name): how the health probe tells our job from others.
 JOB_NAME = "churnstream-pipeline"
+ENDED = ("FAILED", "CANCELED", "FINISHED")
 
 
 class FlinkRest:
@@ -29,6 +30,11 @@ class FlinkRest:
     def jobs(self) -> list[dict]:
         """Every job the cluster knows: jid, name, state, start-time ..."""
         return self._call("/jobs/overview")["jobs"]
+
+    def running(self, name: str) -> str | None:
+        """The id of a job of that name that has not ended (the newest), if any."""
+        alive = [j for j in self.jobs() if j.get("name") == name and j.get("state") not in ENDED]
+        return max(alive, key=lambda j: j.get("start-time", 0))["jid"] if alive else None
 
     def job(self, jid: str) -> dict:
         """One job with its vertices (each with a status)."""
@@ -52,7 +58,7 @@ class FlinkRest:
         deadline = time.monotonic() + timeout
         while True:
             detail = self.job(jid)
-            if detail["state"] in ("FAILED", "CANCELED", "FINISHED"):
+            if detail["state"] in ENDED:
                 raise RuntimeError(f"the job {jid} is {detail['state']} on {self.base}")
             if detail["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in detail["vertices"]):
                 return detail

@@ -14,8 +14,9 @@ import time
 import numpy as np
 
 from churnstream import UserError
+from churnstream.catalog import ACTIVITY, DETAILS
 from generator import faults
-from generator.config import ACTIVITY, DETAILS, DUP_RING, ZIPF_S, Stats
+from generator.config import DUP_RING, ZIPF_S, Stats
 from generator.values import Context, compile_record
 
 NCOLS = 10   # random numbers per activity: pick, update, late?, lateness, kind, offer?, offer, noise, fault, fault-arg

@@ -11,7 +11,6 @@ from churnstream import UserError
 KINDS = ("valid", "late", "duplicate", "malformed", "invalid", "update")
 SKEWS = ("uniform", "zipf", "80/20")
 FORMATS = ("json", "avro")
-ACTIVITY, DETAILS, OFFERS = "customer_activity", "customer_details", "customer_offers"
 ZIPF_S = 1.1
 DUP_RING = 64   # duplicates re-send one of the last this-many valid events
 

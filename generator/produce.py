@@ -16,6 +16,7 @@ import sys
 import time
 
 from churnstream import UserError
+from churnstream.catalog import SOURCES
 from generator import ledger as ledger_mod
 from generator.config import GeneratorConfig, Stats
 from generator.ratelimit import RateProfile, TokenBucket
@@ -184,7 +185,7 @@ def produce(settings, config: GeneratorConfig, rate: float = 0, duration: float 
     from generator.stream import open_streams
 
     logical = [config.topic or _stem(config.schema_path)] if config.schema_path else \
-        ["customer_details", "customer_offers", "customer_activity"]
+        list(SOURCES)
     topic_names = {t: settings.topic(t) if settings is not None else t for t in logical}
     headers, registry_ids = {}, {}
     if sink == "kafka":
@@ -321,10 +322,11 @@ def _stem(path: str) -> str:
 
 
 def _ensure_topics(settings, logical: list[str]) -> None:
-    from churnstream.topics import TOPICS, TopicSpec, ensure_topics
+    from churnstream.catalog import TOPICS, Topic
+    from churnstream.topics import ensure_topics
 
     known = {t.name: t for t in TOPICS}
-    ensure_topics(settings, [known.get(t, TopicSpec(t, 1)) for t in logical])
+    ensure_topics(settings, [known.get(t, Topic(t, 1)) for t in logical])
 
 
 def _register(url: str, config: GeneratorConfig, topic_names: dict[str, str]):

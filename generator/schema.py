@@ -12,10 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from churnstream import PROJECT_ROOT, UserError
-
-SCHEMA_DIR = PROJECT_ROOT / "avro_schemas"
-ENTITY_TOPICS = ("customer_details", "customer_offers", "customer_activity")
+from churnstream import UserError
+from churnstream.catalog import SCHEMA_DIR
+from churnstream.catalog import SOURCES as ENTITY_TOPICS
 
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 

@@ -16,8 +16,9 @@ from typing import Iterator
 import orjson
 
 from churnstream import UserError
+from churnstream.catalog import ACTIVITY, DETAILS, OFFERS
 from generator.clock import ENTITY_LEAD_MS, make_clock
-from generator.config import ACTIVITY, DETAILS, OFFERS, GeneratorConfig, Record, Stats
+from generator.config import GeneratorConfig, Record, Stats
 from generator.model import ActivityTables, Customers, offer_popularity, offers
 from generator.schema import load_project_schemas, load_schema
 from generator.values import Context, Pools, compile_record

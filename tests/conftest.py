@@ -35,7 +35,8 @@ def base_settings() -> Settings:
 def stack(base_settings):
     """Local settings pointing at the running stack, with a per-session topic/index prefix."""
     from churnstream.localstack import stack as local_stack
-    from churnstream.topics import TOPICS, delete_topics, ensure_topics
+    from churnstream.catalog import TOPICS
+    from churnstream.topics import delete_topics, ensure_topics
 
     was_running = all(r["ready"] for r in local_stack.status(base_settings))
     local = local_stack.up(base_settings)

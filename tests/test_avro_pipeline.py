@@ -95,7 +95,8 @@ def avro_run(stack):
 
     from churnstream.expected import compute
     from churnstream.pii import hash_key
-    from churnstream.topics import TOPICS, delete_topics, ensure_topics
+    from churnstream.catalog import TOPICS
+    from churnstream.topics import delete_topics, ensure_topics
     from flink_jobs import pipeline
     from flink_jobs.params import JobOptions
     from generator import GeneratorConfig, produce

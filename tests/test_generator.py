@@ -293,7 +293,8 @@ def test_library_validates_config():
 @pytest.fixture
 def sub_stack(stack, request):
     """The session stack with a per-test topic prefix; this test's topics are deleted afterwards."""
-    from churnstream.topics import TOPICS, delete_topics
+    from churnstream.catalog import TOPICS
+    from churnstream.topics import delete_topics
 
     settings = stack.with_(topic_prefix=f"{stack.topic_prefix}{request.node.name[5:15]}-")
     yield settings

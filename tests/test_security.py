@@ -30,7 +30,8 @@ from churnstream.localstack import process
 from churnstream.localstack.elasticsearch import ElasticsearchServer, EsSecurity
 from churnstream.localstack.kafka import KafkaSecurity, KafkaServer, make_tls
 from churnstream.settings import Settings
-from churnstream.topics import TopicSpec, ensure_topics
+from churnstream.catalog import Topic
+from churnstream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +126,7 @@ def _round_trip(s: Settings, n: int = 50) -> dict[bytes, bytes]:
     from confluent_kafka import Consumer, Producer
     from generator.sinks import producer_config
 
-    ensure_topics(s, [TopicSpec("probe", 2)])
+    ensure_topics(s, [Topic("probe", 2)])
     topic = s.topic("probe")
     p = Producer(producer_config(s))
     sent = {f"k{i}".encode(): secrets.token_bytes(8) for i in range(n)}

@@ -22,7 +22,7 @@ import yaml
 from churnstream import PROJECT_ROOT
 from churnstream.localstack.flink_cluster import FlinkSessionCluster
 from faultkit import close_event_time, messages_in_kafka, settle
-from flink_jobs.rest import FlinkRest
+from flink_jobs.rest import ENDED, FlinkRest
 from test_faults import FEED, assert_exact, expected_for, fault_settings
 from test_outages import _free_ports
 
@@ -100,6 +100,14 @@ def test_session_cluster_job_outlives_its_client_and_every_index_is_exact(stack,
         assert messages_in_kafka(s, "customer_activity") == 0
 
         _the_compose_healthcheck_turns_healthy(cluster, tmp_path)
+
+        # Submitting again (e.g. a recreated compose job service) follows the running job instead.
+        again = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", cluster.address,
+                                "--detach", "--no-templates"], env=env, capture_output=True, text=True, timeout=120)
+        assert (again.returncode, again.stdout) == (0, (
+            f"job {jid} is already running on {cluster.address}; nothing submitted (this command's flags apply only "
+            "to a new job: cancel that one first to change it)\n")), again.stderr
+        assert [j["jid"] for j in rest.jobs() if j["state"] not in ENDED] == [jid]
 
         produce(s, config, rate=1_000, progress=False)
         close_event_time(s, config)

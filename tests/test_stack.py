@@ -44,10 +44,11 @@ def test_broker_is_apache_kafka_in_kraft_mode(stack, base_settings):
 
 def test_produce_and_consume_round_trip(stack):
     from confluent_kafka import Consumer, Producer
-    from churnstream.topics import TopicSpec, ensure_topics
+    from churnstream.catalog import Topic
+    from churnstream.topics import ensure_topics
 
     topic = stack.topic("probe")
-    ensure_topics(stack, [TopicSpec("probe", 2)])
+    ensure_topics(stack, [Topic("probe", 2)])
     p = Producer(dict(stack.kafka_client_config(), **{"enable.idempotence": True, "acks": "all"}))
     sent = {f"k{i}".encode(): f"v{i}".encode() for i in range(200)}
     for k, v in sent.items():
@@ -126,6 +127,16 @@ def test_missing_kafka_fails_fast_with_the_fix():
         "error: Kafka is not reachable at 127.0.0.1:1; start the local stack with 'churnstream stack up' "
         "or point CHURNSTREAM_KAFKA_BOOTSTRAP at your broker.")
     assert time.monotonic() - t0 < 20
+
+
+def test_missing_topics_fail_fast_with_the_fix(stack):
+    """A Flink source on a missing topic would restart forever; the job says so before it starts."""
+    r = cli("job", "--bounded", env={"CHURNSTREAM_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+                                     "CHURNSTREAM_ES_URL": stack.es_url, "CHURNSTREAM_TOPIC_PREFIX": "nowhere-"})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: Kafka at {stack.kafka_bootstrap} has no topic nowhere-customer_activity, nowhere-customer_details, "
+        "nowhere-customer_offers, nowhere-churn_dead_letter; create the project's topics with 'churnstream topics' "
+        "(same CHURNSTREAM_TOPIC_PREFIX) and run again.\n"))
 
 
 def test_bad_flag_is_one_sentence_and_exit_2():
