@@ -11,25 +11,27 @@ import threading
 import time
 from pathlib import Path
 
+from churnstream import catalog
 from churnstream.logs import configure as configure_logs
 from churnstream.settings import Settings
 from flink_jobs import params as job_params
 from flink_jobs import pipeline, sql_runner
+from flink_jobs.jars import JobJars
+from flink_jobs.options import JobOptions
 
 log = logging.getLogger("churnstream.bench")
 PASSTHROUGH = Path(__file__).with_name("passthrough.sql")
 
 
-def run_job(settings: Settings, opts: job_params.JobOptions, kind: str, wait: bool = True):
+def run_job(settings: Settings, opts: JobOptions, kind: str, wait: bool = True):
     """kind: 'pipeline' (the product) or 'passthrough' (Kafka -> ES, no logic)."""
     try:
         if kind == "pipeline":
             return pipeline.run(settings, opts, wait=wait)
-        from churnstream.artifacts import connector_jars
-
-        t_env = pipeline.table_env(settings, jars=connector_jars(settings))
+        jars = JobJars.resolve(settings)
+        t_env = pipeline.table_env(settings, jars=jars, ship_jars=True)
         pipeline.configure_checkpoints(t_env, settings)
-        values = dict(job_params.build(settings, opts), index_passthrough=settings.index("passthrough"))
+        values = dict(job_params.build(settings, opts, jars), index_passthrough=settings.index("passthrough"))
         script = sql_runner.load([pipeline.SOURCES["json"], PASSTHROUGH], values)
         result = sql_runner.apply(t_env, script)
         if wait:
@@ -58,7 +60,7 @@ def warm_up(settings: Settings, events: int = 200) -> dict:
         install_templates(s)
         produce_events(s, events)
         t0 = time.monotonic()
-        run_job(s, job_params.JobOptions(bounded=True, group_id=f"bench-warm-{kind}"), kind)
+        run_job(s, JobOptions(bounded=True, group_id=f"bench-warm-{kind}"), kind)
         out[kind] = round(time.monotonic() - t0, 1)
         log.info("bench: warm-up %s job over %d events took %.1f s", kind, events, out[kind])
     return out
@@ -105,7 +107,7 @@ def throughput(settings: Settings, kind: str, events: int, mon=None, small_event
         produce_events(s, n, fmt=fmt)
         with phase(mon) as ph:
             t0 = time.monotonic()
-            run_job(s, job_params.JobOptions(bounded=True, format=fmt, group_id=f"bench-{kind}-{label}"), kind)
+            run_job(s, JobOptions(bounded=True, format=fmt, group_id=f"bench-{kind}-{label}"), kind)
             timings[label] = time.monotonic() - t0
         procs[label] = ph.summary
         log.info("bench: %s job over %d events took %.1f s", kind, n, timings[label])
@@ -148,10 +150,10 @@ def latency(settings: Settings, kind: str, rate: float, seconds: float, mon=None
                        index_prefix=f"{settings.index_prefix}lat-{kind}-")
     ensure_topics(s)
     install_templates(s)
-    names = job_params.index_names(s)
+    names = catalog.index_names(s)
     index = s.index("passthrough") if kind == "passthrough" else names["enriched"]
     windows_index = names["segments"] if kind == "pipeline" else None
-    opts = dataclasses.replace(job_params.JobOptions(bounded=False, group_id=f"bench-lat-{kind}"),
+    opts = dataclasses.replace(JobOptions(bounded=False, group_id=f"bench-lat-{kind}"),
                                out_of_orderness_seconds=out_of_orderness_s, bulk_flush_interval="200ms")
     result = run_job(s, opts, kind, wait=False)
     poller = _Poller(s.es_client(), index, windows_index)

@@ -14,10 +14,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from flink_jobs.params import JobOptions, _enum_symbols
+from churnstream import catalog
+from flink_jobs.options import JobOptions
 
-ACTIVITY_TYPES = frozenset(_enum_symbols("customer_activity.avsc", "activity_type"))
-CHANNELS = frozenset(_enum_symbols("customer_activity.avsc", "channel"))
+ACTIVITY_TYPES = frozenset(catalog.activity_types())
+CHANNELS = frozenset(catalog.channels())
 HOUR_MS = 3_600_000
 
 
@@ -26,29 +27,35 @@ def iso(ms: int, millis: bool = False) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ms % 1000:03d}" if millis else "")
 
 
-def band(value, edges, labels):
+# The catalog's numbers, applied by this module's own code (not the SQL's CASE expressions).
+def band(value, bands: catalog.Bands):
     if value is None:
-        return "unknown"
-    for edge, label in zip(edges, labels):
+        return bands.unknown
+    for edge, label in zip(bands.edges, bands.labels):
         if value < edge:
             return label
-    return labels[-1]
+    return bands.labels[-1]
 
 
 def income_band(v):
-    return band(v, (30000, 60000, 100000, 150000), ("<30k", "30-60k", "60-100k", "100-150k", "150k+"))
+    return band(v, catalog.INCOME_BANDS)
 
 
 def fico_band(v):
-    return band(v, (580, 670, 740, 800), ("poor", "fair", "good", "very good", "exceptional"))
+    return band(v, catalog.FICO_BANDS)
 
 
 def tenure_band(v):
-    return band(v, (2, 5, 10, 20), ("0-1y", "2-4y", "5-9y", "10-19y", "20y+"))
+    return band(v, catalog.TENURE_BANDS)
 
 
 def risk_tier(p: float) -> str:
-    return "critical" if p >= 0.8 else "high" if p >= 0.6 else "medium" if p >= 0.3 else "low"
+    """The highest tier whose lower edge ``p`` reaches."""
+    tiers = catalog.RISK_TIERS
+    for label, lower in reversed(list(zip(tiers.labels[1:], tiers.edges))):
+        if p >= lower:
+            return label
+    return tiers.labels[0]
 
 
 def _int_text(v) -> int | None:
@@ -171,13 +178,13 @@ def compute(records, opts: JobOptions, pii_key: bytes) -> Expected:
     activities, dead = [], []
     seen: set[str] = set()   # activity ids already accepted: a later valid copy is a duplicate
     for topic, key, value, ts in records:
-        if topic == "customer_details":
+        if topic == catalog.DETAILS:
             doc = json.loads(value)
             customers.add(key.decode(), doc["updated_at"], doc)
-        elif topic == "customer_offers":
+        elif topic == catalog.OFFERS:
             doc = json.loads(value)
             offers.add(key.decode(), doc["updated_at"], doc)
-        elif topic == "customer_activity":
+        elif topic == catalog.ACTIVITY:
             reason = dlq_reason(key, value, ts, opts)
             if reason:
                 dead.append({"reason": reason, "payload": value.decode("utf-8", errors="replace")})
@@ -241,7 +248,7 @@ def _segments(events, opts: JobOptions) -> dict[str, dict]:
         out[wid] = {"window_id": wid, "window_start": start, "window_end": start + size, "dimension": dim,
                     "segment": seg, "events": len(ps), "avg_propensity": math.fsum(ps) / len(ps),
                     "max_propensity": max(ps),
-                    "high_risk_share": sum(1 for p in ps if p >= opts.high_risk_threshold) / len(ps)}
+                    "high_risk_share": sum(1 for p in ps if p >= catalog.HIGH_RISK_PROPENSITY) / len(ps)}
     return out
 
 
@@ -270,8 +277,8 @@ def _customers(events, opts: JobOptions):
                                             "rolling_propensity": rolling}
             prev = rolling
         last = evs[-1]
-        value = "high-value" if (last["income"] or 0) >= opts.high_value_income else "low-value"
-        risk = "high-risk" if rolling >= opts.high_risk_threshold else "low-risk"
+        value = "high-value" if (last["income"] or 0) >= catalog.HIGH_VALUE_INCOME else "low-value"
+        risk = "high-risk" if rolling >= catalog.HIGH_RISK_PROPENSITY else "low-risk"
         state[str(cid)] = {"customer_id": cid, "last_activity_id": last["activity_id"],
                            "last_activity_type": last["activity_type"], "last_activity_time": last["event_time"],
                            "rolling_propensity": rolling, "recent_events": len(window[-n:]),

@@ -58,6 +58,10 @@ class Settings:
     # Names.
     topic_prefix: str = ""
     index_prefix: str = "churn-"
+    # Every index's shards, replicas and refresh interval (the templates): single-node demo defaults.
+    index_shards: int = 1
+    index_replicas: int = 0
+    index_refresh_interval: str = "1s"
     # Local stack.
     home: str = str(Path.home() / ".cache" / "churnstream")   # artifact cache, shared by all clones
     run_dir: str = str(PROJECT_ROOT / ".run")                   # logs, pids, data of the local stack
@@ -117,6 +121,10 @@ class Settings:
         for name in ("kafka_port", "kafka_controller_port", "es_port", "registry_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise bad(name, "a TCP port (1 to 65535)", str(getattr(Settings, name)))
+        if self.index_shards < 1:
+            raise bad("index_shards", "a number of shards of at least 1", "1")
+        if self.index_replicas < 0:
+            raise bad("index_replicas", "a number of replicas of at least 0", "0")
         for name in ("kafka_heap", "es_heap", "registry_heap"):
             if not _HEAP.match(getattr(self, name)):
                 raise bad(name, "a JVM heap size", "1g")

@@ -9,12 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from churnstream import UserError
+from churnstream import UserError, catalog
 from churnstream.pii import hash_key, pseudonym
 from churnstream.settings import Settings
 from flink_jobs import compiled_plan
 from flink_jobs import params as job_params
 from flink_jobs import sql_runner
+from flink_jobs.jars import JobJars
+from flink_jobs.options import JobOptions
 from flink_jobs.rest import JOB_NAME, FlinkRest
 
 log = logging.getLogger("churnstream.job")
@@ -66,15 +68,19 @@ def _python_workers_for(settings: Settings):
 _WORKER_MODE = "_python_worker_execution_mode"
 
 
-def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | None = None):
+def table_env(settings: Settings, streaming: bool = True, jars: JobJars | None = None, ship_jars: bool = False):
+    """A table environment for this job's SQL. ``ship_jars``: the connectors go with the job
+    (pipeline.jars); without, only the client has our function (literal-row tests)."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    jars = jars or JobJars.resolve(settings)
 
     # A process that ran a job with Python UDFs in loopback mode (tests, bench) has had its UDF
     # worker's environment merged into its own (Beam's worker pool calls os.environ.update), with
     # PYFLINK_GATEWAY_DISABLED=true among it; its children inherit that and then refuse to start a
     # gateway. We only ever build a table environment as a client, never inside a UDF worker.
     os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
-    _prepare_gateway_jvm(settings)
+    _prepare_gateway_jvm(jars)
     env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
                     else EnvironmentSettings.in_batch_mode())
     with _python_workers_for(settings):
@@ -88,8 +94,8 @@ def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | Non
     conf.set("pipeline.object-reuse", "true")
     conf.set("python.executable", sys.executable)
     conf.set("python.client.executable", sys.executable)
-    if jars:
-        conf.set("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars))
+    if ship_jars:
+        conf.set("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars.connectors))
     if settings.flink_jobmanager:
         host, _, port = settings.flink_jobmanager.partition(":")
         conf.set("execution.target", "remote")
@@ -102,13 +108,13 @@ def table_env(settings: Settings, streaming: bool = True, jars: list[Path] | Non
 # near 2^31 that fails the task with an OutOfMemoryError, and the job restarts on the same record
 # forever. No field can be longer than Kafka's default maximum record size, so above it the
 # (relocated) Avro throws, and the record becomes a malformed_avro dead letter. JVM-wide settings:
-# the mini-cluster gets them here, a session cluster from its env.java.opts.all (docker-compose.yml).
+# the mini-cluster gets them here, a session cluster from its JVM_ARGS (docker-compose.yml).
 AVRO_MAX_LENGTH = 1_048_576
 AVRO_LIMIT_OPTS = " ".join(f"-Dorg.apache.flink.avro.shaded.org.apache.avro.limits.{kind}.maxLength={AVRO_MAX_LENGTH}"
                            for kind in ("string", "bytes", "collectionItems"))
 
 
-def _prepare_gateway_jvm(settings: Settings) -> None:
+def _prepare_gateway_jvm(jars: JobJars) -> None:
     """Our Java function on the class path of the JVM that PyFlink starts (its first table
     environment), and the Avro limits above in its options.
 
@@ -119,11 +125,9 @@ def _prepare_gateway_jvm(settings: Settings) -> None:
     function goes the Avro format jar, whose relocated Avro it calls. Both still reach a cluster as
     before: USING JAR (sources_avro.sql) and pipeline.jars.
     """
-    from churnstream.artifacts import connector_jars, udf_jar
-
-    jars = [str(udf_jar(settings))] + [str(j) for j in connector_jars(settings) if "avro" in j.name]
+    wanted = [str(j) for j in jars.client_classpath()]
     current = [p for p in os.environ.get("HADOOP_CLASSPATH", "").split(os.pathsep) if p]
-    os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(current + [j for j in jars if j not in current])
+    os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(current + [j for j in wanted if j not in current])
     if AVRO_LIMIT_OPTS not in os.environ.get("JVM_ARGS", ""):
         os.environ["JVM_ARGS"] = f"{os.environ.get('JVM_ARGS', '')} {AVRO_LIMIT_OPTS}".strip()
 
@@ -154,36 +158,35 @@ def latest_checkpoint(settings: Settings) -> Path | None:
     return done[-1].parent if done else None
 
 
-def build(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch", resume_from: Path | None = None):
+def build(settings: Settings, opts: JobOptions, sink: str = "elasticsearch", resume_from: Path | None = None):
     """Create the table environment with every table and view; returns (t_env, script)."""
-    from churnstream.artifacts import connector_jars
-
-    t_env = table_env(settings, jars=connector_jars(settings))
+    jars = JobJars.resolve(settings)
+    t_env = table_env(settings, jars=jars, ship_jars=True)
     configure_checkpoints(t_env, settings)
     if resume_from is not None:
         # State (offsets, windows, joins) continues where the checkpoint left it: nothing lost or counted twice.
         t_env.get_config().set("execution.savepoint.path", Path(resume_from).resolve().as_uri())
         log.info("job: resuming from %s", resume_from)
     register_functions(t_env, hash_key(settings))
-    values = job_params.build(settings, opts)
+    values = job_params.build(settings, opts, jars)
     script = sql_runner.load([SOURCES[opts.format], TRANSFORM, SINKS, PIPELINE], values)
     sql_runner.apply(t_env, script, run_inserts=False)
     if sink == "print":
         # Temporary tables shadow the Elasticsearch ones: same schema, printed to stdout instead.
-        for name in ("es_enriched", "es_segments", "es_customers", "es_alerts", "es_sessions", "es_dead_letters"):
+        for name in (index.table for index in catalog.INDICES):
             t_env.execute_sql(f"CREATE TEMPORARY TABLE {name} WITH ('connector' = 'print', "
                               f"'print-identifier' = '{name}') LIKE default_catalog.default_database.{name} "
                               "(EXCLUDING OPTIONS)")
     return t_env, script
 
 
-def dedup_state_ttls(opts: job_params.JobOptions) -> dict[tuple[str, str], str]:
+def dedup_state_ttls(opts: JobOptions) -> dict[tuple[str, str], str]:
     """The only state that expires: the deduplication's and the duplicate report's (a first-N)."""
     ttl = f"{opts.dedup_horizon_minutes} min"
     return {("stream-exec-deduplicate", "deduplicateState"): ttl, ("stream-exec-rank", "rankState"): ttl}
 
 
-def run(settings: Settings, opts: job_params.JobOptions, sink: str = "elasticsearch", wait: bool = True,
+def run(settings: Settings, opts: JobOptions, sink: str = "elasticsearch", wait: bool = True,
         resume_from: Path | None = None):
     """Submit the pipeline; with ``wait`` block until it ends (bounded runs end by themselves)."""
     t0 = time.monotonic()

@@ -12,7 +12,10 @@
 - ``${name}`` is replaced by a parameter; its value is escaped for a single-quoted SQL string
   (``'`` doubled), so a parameter can never end the string it stands in. ``${name:options}``
   expands a dict into ``'k' = 'v', ...`` WITH-options (for connection properties whose number
-  varies); ``${name:list}`` a sequence into ``'a', 'b'`` (for ``IN (...)``). An unknown parameter is an error, never left in the SQL.
+  varies); ``${name:list}`` a sequence into ``'a', 'b'`` (for ``IN (...)``); ``${name:bands(expr)}`` a
+  ``churnstream.catalog.Bands`` into ``CASE WHEN expr IS NULL THEN 'unknown' WHEN expr < 30000 THEN
+  '<30k' ... ELSE '150k+' END``, so that a tier or band edge lives in the catalog only. An unknown
+  parameter is an error, never left in the SQL.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:options|:list)?\}")
+PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:options|:list|:bands\(([A-Za-z_][A-Za-z0-9_.]*)\))?\}")
 SET_RE = re.compile(r"^SET\s+'([^']+)'\s*=\s*'((?:[^']|'')*)'$", re.IGNORECASE | re.DOTALL)
 VIEW_RE = re.compile(r"^CREATE\s+TEMPORARY\s+VIEW\s+(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(.*)$",
                      re.IGNORECASE | re.DOTALL)
@@ -46,9 +49,24 @@ def substitute(sql: str, params: dict[str, object]) -> str:
             return ",\n  ".join(f"'{quote(k)}' = '{quote(v)}'" for k, v in dict(value).items())
         if kind == ":list":
             return ", ".join(f"'{quote(v)}'" for v in value)
+        if kind:
+            return bands_case(value, m.group(3))
         return quote(value)
 
     return PARAM.sub(repl, sql)
+
+
+def _number(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SqlError(f"a band edge must be a number, not {value!r}")
+    return repr(value)
+
+
+def bands_case(bands, expr: str) -> str:
+    """The CASE expression labelling ``expr`` by ``bands`` (edges ascending, ``<`` each)."""
+    whens = [f"WHEN {expr} IS NULL THEN '{quote(bands.unknown)}'"] if bands.unknown is not None else []
+    whens += [f"WHEN {expr} < {_number(edge)} THEN '{quote(label)}'" for edge, label in zip(bands.edges, bands.labels)]
+    return f"CASE {' '.join(whens)} ELSE '{quote(bands.labels[-1])}' END"
 
 
 def split_statements(text: str) -> list[str]:

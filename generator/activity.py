@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,8 +20,21 @@ from generator import faults
 from generator.config import DUP_RING, ZIPF_S, Stats
 from generator.values import Context, compile_record
 
-NCOLS = 10   # random numbers per activity: pick, update, late?, lateness, kind, offer?, offer, noise, fault, fault-arg
-UPD, LATE, DUP, MAL, INV, VAL = 1, 2, 4, 8, 16, 32
+# The random numbers drawn for each activity, one column each of the batch's (rows x NCOLS) draw.
+# Their number and order are part of the stream: changing either changes every record of a seed.
+PICK = 0         # which customer
+UPDATE = 1       # is a new customer version sent before the event?
+LATE_DRAW = 2    # is the event late?
+LATENESS = 3     # how late, as a share of max_lateness_ms
+COMBO = 4        # (activity type, channel), within the customer's band
+HAS_OFFER = 5    # does the event carry an offer?
+OFFER = 6        # which offer (by popularity)
+NOISE = 7        # propensity noise
+FAULT = 8        # duplicate / malformed / invalid after the event?
+FAULT_ARG = 9    # which recent event to duplicate, where to cut a malformed one
+NCOLS = 10
+
+UPD, LATE, DUP, MAL, INV, VAL = 1, 2, 4, 8, 16, 32   # bits of a row's code
 FAST_LAYOUT = ["activity_id", "customer_id", "offer_id", "activity_type", "channel",
                "propensity_to_churn", "ip_address", "event_time"]
 
@@ -95,71 +109,107 @@ class ShardStream:
     def batch(self, n: int) -> list[tuple]:
         j0 = self.j
         end = j0 + n if self.limit < 0 else min(j0 + n, self.limit)
-        m = end - j0
-        if m <= 0:
+        if end <= j0:
             return []
-        w, cfg = self.world, self.cfg
-        cust = w.customers
-        R = self.g.random((m, NCOLS))
+        rows = self._draw(j0, end)
+        updates = self._apply_updates(rows)
+        self._choose_activity(rows)
+        self._stamp_event_times(rows)
+        self._mark_faults(rows)
+        out, counts = self._emit(rows, updates)
+        self.j = end
+        self._count(rows, out, counts)
+        return out
+
+    def _draw(self, j0: int, end: int) -> "_Rows":
+        """Every random number of the batch, the global activity numbers and the stream clock."""
+        w = self.world
+        m = end - j0
+        r = self.g.random((m, NCOLS))
         k = self.shard + self.shards * np.arange(j0, end, dtype=np.int64)
         if w.clock.simulated:
             now = w.clock.start_ms + (k * w.clock.ms_per_event).astype(np.int64)
         else:
             now = np.full(m, time.time_ns() // 1_000_000, dtype=np.int64)
-        ci = self.pick(R[:, 0])
-        upd = R[:, 1] < cfg.customer_update_rate
-        # Customer state as each row sees it: the state before the batch, overridden from each
-        # update onwards for that customer (updates are applied in row order, as batch(1) would).
-        band, risk, last_upd = cust.band_np[ci], cust.risk_np[ci], self.last_update[ci]
+        ci = self.pick(r[:, PICK])
+        cust = w.customers
+        return _Rows(r=r, k=k, now=now, ci=ci, upd=r[:, UPDATE] < self.cfg.customer_update_rate,
+                     band=cust.band_np[ci], risk=cust.risk_np[ci], last_upd=self.last_update[ci])
+
+    def _apply_updates(self, rows: "_Rows") -> dict[int, tuple]:
+        """New customer versions, in row order; each row sees the state its customer has at that row.
+
+        A row's band/risk/last-update start as the state before the batch and are overridden from
+        each update onwards for that customer, exactly as batch(1) row by row would see them.
+        """
+        w = self.world
+        cust, enc_c = w.customers, w.enc[DETAILS]
+        ci, now = rows.ci, rows.now
         updates: dict[int, tuple] = {}
-        enc_c = w.enc[DETAILS]
-        for i in np.flatnonzero(upd).tolist():
+        for i in np.flatnonzero(rows.upd).tolist():
             c, nw = int(ci[i]), int(now[i])
             d = cust.update(c, self.rng, nw)
             self.last_update[c] = nw
             updates[i] = (DETAILS, w.customer_keys[c], enc_c(d), nw, "update")
             later = ci[i:] == c
-            band[i:][later], risk[i:][later], last_upd[i:][later] = cust.band_np[c], cust.risk_np[c], nw
-        combo = np.clip(np.searchsorted(self.concat, band + R[:, 4], side="right") - band * self.M, 0, self.M - 1)
-        has_offer = R[:, 5] < self.offer_p[combo]
-        offer = np.clip(np.searchsorted(self.offer_cdf, R[:, 6], side="right"), 0, cfg.offers - 1) + 1
-        p = risk + self.effect[combo] + (R[:, 7] - 0.5) * 0.1
-        plo, phi = w.tables.p_bounds
-        p = np.where(p < plo, plo, np.where(p > phi, phi, np.floor(p * 10000 + 0.5) / 10000))
-        late = ~upd & (R[:, 2] < cfg.late_rate)
-        et = np.where(late, np.maximum(now - 1 - (R[:, 3] * cfg.max_lateness_ms).astype(np.int64),
-                                       last_upd), now)
-        fr = R[:, 8]
+            rows.band[i:][later], rows.risk[i:][later], rows.last_upd[i:][later] = cust.band_np[c], cust.risk_np[c], nw
+        return updates
+
+    def _choose_activity(self, rows: "_Rows") -> None:
+        """(type, channel) from the customer's band, the offer if any, and the propensity score."""
+        r, band = rows.r, rows.band
+        combo = np.clip(np.searchsorted(self.concat, band + r[:, COMBO], side="right") - band * self.M, 0, self.M - 1)
+        has_offer = r[:, HAS_OFFER] < self.offer_p[combo]
+        offer = np.clip(np.searchsorted(self.offer_cdf, r[:, OFFER], side="right"), 0, self.cfg.offers - 1) + 1
+        p = rows.risk + self.effect[combo] + (r[:, NOISE] - 0.5) * 0.1
+        plo, phi = self.world.tables.p_bounds
+        rows.combo = combo
+        rows.offer = np.where(has_offer, offer, 0)
+        rows.p = np.where(p < plo, plo, np.where(p > phi, phi, np.floor(p * 10000 + 0.5) / 10000))
+
+    def _stamp_event_times(self, rows: "_Rows") -> None:
+        """Late events (never a row with an update) go back by up to max_lateness, not before the last update."""
+        r, now = rows.r, rows.now
+        rows.late = ~rows.upd & (r[:, LATE_DRAW] < self.cfg.late_rate)
+        lateness = (r[:, LATENESS] * self.cfg.max_lateness_ms).astype(np.int64)
+        rows.et = np.where(rows.late, np.maximum(now - 1 - lateness, rows.last_upd), now)
+
+    def _mark_faults(self, rows: "_Rows") -> None:
+        """One bit set per row: update, late, and the fault (duplicate | malformed | invalid) that follows it."""
+        cfg, fr = self.cfg, rows.r[:, FAULT]
         f_dup = cfg.duplicate_rate
         f_mal = f_dup + cfg.malformed_rate
         f_inv = f_mal + cfg.invalid_rate
-        code = (upd * UPD + late * LATE + (fr < f_dup) * DUP + ((fr >= f_dup) & (fr < f_mal)) * MAL
+        code = (rows.upd * UPD + rows.late * LATE + (fr < f_dup) * DUP + ((fr >= f_dup) & (fr < f_mal)) * MAL
                 + ((fr >= f_mal) & (fr < f_inv)) * INV)
         if cfg.validate_every:
-            code = code + (k % cfg.validate_every == 0) * VAL
-        self.seen[ci] = True
-        offers_l = np.where(has_offer, offer, 0).tolist()
+            code = code + (rows.k % cfg.validate_every == 0) * VAL
+        rows.code = code
 
+    def _emit(self, rows: "_Rows", updates: dict[int, tuple]) -> tuple[list[tuple], "_Counts"]:
+        """The records of the batch in order: an update before its row, the event, then its fault."""
+        w = self.world
         keys, ip_of, combos, idp = w.customer_keys, self.ip_of, self.combos, self.idp
         enc_a, fast = w.enc[ACTIVITY], self.filler is None
-        ring, dup_on = self.ring, f_dup > 0
+        ring, dup_on = self.ring, self.cfg.duplicate_rate > 0
+        fault_arg = rows.r[:, FAULT_ARG]
+        self.seen[rows.ci] = True
         out: list[tuple] = []
         add = out.append
-        n_late = n_upd = n_dup = n_mal = n_inv = 0
-        et_min = int(now[0])
+        n = _Counts(et_min=int(rows.now[0]))
         for i, (c, cb, off, pr, e, nw, kk, cd) in enumerate(zip(
-                ci.tolist(), combo.tolist(), offers_l, p.tolist(), et.tolist(), now.tolist(), k.tolist(),
-                code.tolist())):
+                rows.ci.tolist(), rows.combo.tolist(), rows.offer.tolist(), rows.p.tolist(), rows.et.tolist(),
+                rows.now.tolist(), rows.k.tolist(), rows.code.tolist())):
             kind = "valid"
             if cd:
                 if cd & UPD:
                     add(updates[i])
-                    n_upd += 1
+                    n.upd += 1
                 elif e < nw:
                     kind = "late"
-                    n_late += 1
-                    if e < et_min:
-                        et_min = e
+                    n.late += 1
+                    if e < n.et_min:
+                        n.et_min = e
             t, ch = combos[cb]
             d = {"activity_id": f"{idp}{kk}", "customer_id": c + 1, "offer_id": off or None, "activity_type": t,
                  "channel": ch, "propensity_to_churn": pr, "ip_address": ip_of[c], "event_time": e}
@@ -179,32 +229,37 @@ class ShardStream:
                 if cd & VAL:
                     w.schemas[ACTIVITY].check(d)
                 if cd & (DUP | MAL | INV):
-                    r9 = float(R[i, 9])
-                    if cd & DUP:
-                        o = ring[int(r9 * len(ring))]
-                        add((ACTIVITY, o[1], o[2], o[3], "duplicate"))
-                        n_dup += 1
-                    elif cd & MAL:
-                        add((ACTIVITY, keys[c], faults.malformed(v, r9), nw, "malformed"))
-                        n_mal += 1
-                    else:
-                        add((ACTIVITY, keys[c], faults.invalid(d, self.invalid_turn, nw), nw, "invalid"))
-                        self.invalid_turn += 1
-                        n_inv += 1
-        self.j = end
+                    add(self._fault(cd, float(fault_arg[i]), d, v, keys[c], nw, n))
+        return out, n
+
+    def _fault(self, cd: int, r: float, d: dict, v: bytes, key: bytes, nw: int, n: "_Counts") -> tuple:
+        """The bad record that follows event `d` (encoded `v`): a re-sent recent event, broken bytes or broken JSON."""
+        if cd & DUP:
+            o = self.ring[int(r * len(self.ring))]
+            n.dup += 1
+            return ACTIVITY, o[1], o[2], o[3], "duplicate"
+        if cd & MAL:
+            n.mal += 1
+            return ACTIVITY, key, faults.malformed(v, r), nw, "malformed"
+        n.inv += 1
+        rec = (ACTIVITY, key, faults.invalid(d, self.invalid_turn, nw), nw, "invalid")
+        self.invalid_turn += 1
+        return rec
+
+    def _count(self, rows: "_Rows", out: list[tuple], n: "_Counts") -> None:
+        m = len(rows.k)
         kinds = self.stats.kinds
-        kinds["valid"] += m - n_late
-        kinds["late"] += n_late
-        kinds["update"] += n_upd
-        kinds["duplicate"] += n_dup
-        kinds["malformed"] += n_mal
-        kinds["invalid"] += n_inv
+        kinds["valid"] += m - n.late
+        kinds["late"] += n.late
+        kinds["update"] += n.upd
+        kinds["duplicate"] += n.dup
+        kinds["malformed"] += n.mal
+        kinds["invalid"] += n.inv
         # duplicates re-send recent events, so they stay inside the event-time range already counted
-        self.stats.add(ACTIVITY, m + n_dup + n_mal + n_inv, et_min, int(now.max()))
-        if n_upd:
+        self.stats.add(ACTIVITY, m + n.dup + n.mal + n.inv, n.et_min, int(rows.now.max()))
+        if n.upd:
             ts = [r[3] for r in out if r[4] == "update"]
-            self.stats.add(DETAILS, n_upd, min(ts), max(ts))
-        return out
+            self.stats.add(DETAILS, n.upd, min(ts), max(ts))
 
     def finish_stats(self) -> Stats:
         keys = self.world.customer_keys
@@ -214,6 +269,36 @@ class ShardStream:
             self.stats.keys.setdefault(DETAILS, set()).update(
                 keys[i] for i in np.flatnonzero(self.last_update != self.world.entity_ms).tolist())
         return self.stats
+
+
+@dataclass
+class _Rows:
+    """The columns of one batch, one entry per activity row (numpy arrays)."""
+    r: np.ndarray          # the draw, (rows x NCOLS)
+    k: np.ndarray          # global activity numbers
+    now: np.ndarray        # stream clock per row (ms)
+    ci: np.ndarray         # customer index
+    upd: np.ndarray        # a customer update precedes the row
+    band: np.ndarray       # customer band / risk / last update time as the row sees them
+    risk: np.ndarray
+    last_upd: np.ndarray
+    combo: np.ndarray = None    # index into ShardStream.combos
+    offer: np.ndarray = None    # offer id, 0 = none
+    p: np.ndarray = None        # propensity_to_churn
+    late: np.ndarray = None
+    et: np.ndarray = None       # event time (ms)
+    code: np.ndarray = None     # UPD | LATE | DUP | MAL | INV | VAL bits
+
+
+@dataclass
+class _Counts:
+    """What one batch emitted beyond its plain events, and its earliest event time."""
+    et_min: int
+    late: int = 0
+    upd: int = 0
+    dup: int = 0
+    mal: int = 0
+    inv: int = 0
 
 
 def _picker(owned: np.ndarray, skew: str, g: np.random.Generator):

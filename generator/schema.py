@@ -104,7 +104,9 @@ def _constraint(fld: dict):
         checks.append(lambda v: None if v is None or _hashable(v) in allowed else f"is {v!r}, not one of the options")
     regex = props.get("regex")
     if isinstance(regex, str):
-        pat = re.compile(regex)
+        # generated strings are prefix + match + suffix
+        prefix, suffix = _text(props, "prefix"), _text(props, "suffix")
+        pat = re.compile(re.escape(prefix) + f"(?:{regex})" + re.escape(suffix) if prefix or suffix else regex)
         checks.append(lambda v: None if not isinstance(v, str) or pat.fullmatch(v) else f"{v!r} does not match /{regex}/")
     if not checks:
         return None
@@ -118,6 +120,11 @@ def _constraint(fld: dict):
                 return p
         return None
     return check
+
+
+def _text(props: dict, key: str) -> str:
+    v = props.get(key, "")
+    return v if isinstance(v, str) else ""
 
 
 def _hashable(v):

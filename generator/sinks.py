@@ -1,7 +1,8 @@
 """Where records go: Kafka (the load injector), stdout (--dry-run) or files (--out DIR).
 
-Every sink takes batches of (topic, key, value, timestamp_ms, kind) tuples and an optional token
-bucket, and reports per-topic failures; none of them drops a record without counting it.
+Every sink is a `Sink`: it takes batches of (topic, key, value, timestamp_ms, kind) tuples and an
+optional token bucket, and reports per-topic failures; none of them drops a record without counting
+it. The load driver talks to sinks only through that interface (send, flush, pending, close).
 """
 
 from __future__ import annotations
@@ -54,16 +55,42 @@ def probe_kafka(settings, timeout: float = PROBE_TIMEOUT_S) -> None:
                         "'churnstream stack up' or point CHURNSTREAM_KAFKA_BOOTSTRAP at a running broker.") from None
 
 
-class KafkaSink:
+class Sink:
+    """What the load driver needs from a destination.
+
+    `failed` counts records per logical topic that will never arrive; `errors` keeps the first few
+    reasons. Local sinks write synchronously, so nothing is ever pending for them.
+    """
+    name = "?"
+
+    def __init__(self):
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def send(self, records: list[tuple], bucket=None) -> None:
+        raise NotImplementedError
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for what was sent; return how many records are still pending."""
+        return 0
+
+    def pending(self) -> int:
+        """Records handed over and not yet acknowledged (queued or in flight)."""
+        return 0
+
+    def close(self) -> None:
+        """Deliver or count everything sent so far and release the destination."""
+
+
+class KafkaSink(Sink):
     name = "kafka"
 
     def __init__(self, settings, topic_names: dict[str, str], headers: dict[str, bytes] | None = None):
         from confluent_kafka import Producer
 
+        super().__init__()
         self.topic_names = topic_names
         self.by_actual = {v: k for k, v in topic_names.items()}
-        self.failed: dict[str, int] = {}
-        self.errors: list[str] = []
         self.headers = headers or {}       # Avro wire-format prefix per logical topic (schema registry)
         conf = producer_config(settings)
         conf["on_delivery"] = self._on_delivery
@@ -116,22 +143,31 @@ class KafkaSink:
                         continue
         poll(0)
 
+    def flush(self, timeout: float) -> int:
+        return self.p.flush(timeout) if self.p is not None else 0
+
+    def pending(self) -> int:
+        return len(self.p) if self.p is not None else 0
+
     def close(self) -> None:
+        if self.p is None:
+            return
         remaining = self.p.flush(FLUSH_TIMEOUT_S)
         if remaining:   # purge the rest so their delivery reports (as failures) are counted per topic
             self.p.purge()
             self.p.flush(5)
             self.errors.append(f"{remaining} messages were still undelivered after {FLUSH_TIMEOUT_S:.0f} s")
+        # Dropping the producer stops librdkafka's threads: a process about to fork workers must not hold them.
+        self.p = None
 
 
-class StdoutSink:
+class StdoutSink(Sink):
     """--dry-run: one tab-separated line per record: topic, key, timestamp_ms, kind, value."""
     name = "stdout"
 
     def __init__(self, fmt: str, out=None):
+        super().__init__()
         self.fmt, self.out = fmt, out or sys.stdout.buffer
-        self.failed: dict[str, int] = {}
-        self.errors: list[str] = []
 
     def send(self, records, bucket=None) -> None:
         write, take = self.out.write, (bucket.take if bucket is not None else None)
@@ -142,16 +178,21 @@ class StdoutSink:
                 value = base64.b64encode(value)
             write(b"%s\t%s\t%d\t%s\t%s\n" % (topic.encode(), key or b"", ts, kind.encode(), value))
 
+    def flush(self, timeout: float) -> int:
+        self.out.flush()
+        return 0
+
     def close(self) -> None:
         self.out.flush()
 
 
-class FileSink:
+class FileSink(Sink):
     """--out DIR: <topic>.jsonl (JSON), or <topic>.avro object container files (Avro) plus
     <topic>.rejects.jsonl for the malformed/invalid records a container file cannot hold."""
     name = "files"
 
     def __init__(self, out_dir: str, fmt: str, schemas: dict, suffix: str = ""):
+        super().__init__()
         self.dir = Path(out_dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -160,8 +201,6 @@ class FileSink:
         self.fmt, self.schemas, self.suffix = fmt, schemas, suffix
         self.files: dict[str, object] = {}
         self.avro_rows: dict[str, list] = {}
-        self.failed: dict[str, int] = {}
-        self.errors: list[str] = []
 
     def _file(self, name: str):
         if name not in self.files:
@@ -199,6 +238,12 @@ class FileSink:
         with open(path, mode) as fo:
             fastavro.writer(fo, schema, dicts, codec="deflate")
 
+    def flush(self, timeout: float) -> int:
+        # Avro rows stay buffered: a container file is written in large blocks, at 10k rows or on close.
+        for f in self.files.values():
+            f.flush()
+        return 0
+
     def close(self) -> None:
         for topic in list(self.avro_rows):
             self._flush_avro(topic)
@@ -206,5 +251,10 @@ class FileSink:
             f.close()
 
 
-def wait_until(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
+def open_sink(plan, suffix: str = "") -> Sink:
+    """The sink a load plan names; `suffix` keeps the files of several worker processes apart."""
+    if plan.sink == "kafka":
+        return KafkaSink(plan.settings, plan.topics, plan.headers)
+    if plan.sink == "stdout":
+        return StdoutSink(plan.config.format)
+    return FileSink(plan.out_dir, plan.config.format, plan.schemas(), suffix)

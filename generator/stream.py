@@ -101,7 +101,7 @@ class GenericStream:
         self.shard, self.shards, self.j = shard, config.shards, 0
         self.rng = random.Random(f"{config.seed}:generic:{shard}/{config.shards}")
         self.now = self.clock.start_ms
-        ctx = Context(self.rng, Pools(config.seed), lambda: self.now, self.schema.path.name)
+        ctx = Context(self.rng, Pools(config.seed), lambda: self.now, self.schema.path.name, self.schema.path.parent)
         self.make = compile_record(self.schema.raw, ctx)
         if config.key_field and config.key_field not in self.schema.field_names:
             raise UserError(f"--key-field {config.key_field} is not a field of {self.schema.path.name} "

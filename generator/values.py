@@ -1,16 +1,18 @@
 """Schema-driven value generators: one closure per field, compiled once, called per record.
 
-Honours the `arg.properties` annotations of Confluent's kafka-connect-datagen / avro-random-generator
-(options, range {min,max}, iteration {start,step,restart}, regex, length {min,max} or n, keys for
-maps) and our own `"faker": "<provider>"` field attribute. Faker is slow (~30 us/value), so each
+Honours every `arg.properties` keyword of Confluent's avro-random-generator, which
+kafka-connect-datagen runs (read and checked in generator/datagen.py), and our own
+`"faker": "<provider>"` field attribute. Faker is slow (~30 us/value), so each
 provider fills a pool once and records draw from the pool.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 import re
 import string
+from pathlib import Path
 from typing import Callable
 
 from churnstream import UserError
@@ -22,13 +24,14 @@ except ImportError:  # pragma: no cover
     import sre_constants as sre_c
     import sre_parse
 
+from generator import datagen
+from generator.datagen import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN
 from generator.schema import annotations, field_annotations
 
 Gen = Callable[[], object]
 
-INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1
-LONG_MIN, LONG_MAX = -(2 ** 63), 2 ** 63 - 1
-KNOWN_PROPS = {"options", "range", "iteration", "regex", "length", "keys"}
+REGEX_TRIES = 1000         # a regex with a length keyword: draws until one has a length in range
+REGEX_FREE_LENGTH = 64     # ... and a length with only a min allows this many characters more
 
 
 class Pools:
@@ -72,8 +75,10 @@ class Pools:
 class Context:
     """What generators share: the RNG, the Faker pools, the clock and named Avro types."""
 
-    def __init__(self, rng: random.Random, pools: Pools, now_ms: Callable[[], int], where: str):
+    def __init__(self, rng: random.Random, pools: Pools, now_ms: Callable[[], int], where: str,
+                 base_dir: Path | None = None):
         self.rng, self.pools, self.now_ms, self.where = rng, pools, now_ms, where
+        self.base_dir = base_dir   # where the schema file is: options files may be named relative to it
         self.named: dict[str, dict] = {}
 
 
@@ -112,11 +117,6 @@ def _register_named(node, ctx: Context, ns):
 
 
 def compile_type(node, props: dict, ctx: Context, where: str, faker=None) -> Gen:
-    rng = ctx.rng
-    unknown = set(props) - KNOWN_PROPS
-    if unknown:
-        raise UserError(f"{where}: unsupported arg.properties {', '.join(sorted(unknown))} "
-                        f"(supported: {', '.join(sorted(KNOWN_PROPS))}).")
     if isinstance(node, list):
         return _union(node, props, ctx, where, faker)
     if isinstance(node, str) and node in ctx.named:
@@ -124,146 +124,202 @@ def compile_type(node, props: dict, ctx: Context, where: str, faker=None) -> Gen
     t = node if isinstance(node, str) else node.get("type")
     if isinstance(t, (dict, list)):        # {"type": {"type": "int"}} nesting
         return compile_type(t, props, ctx, where, faker)
-    logical = node.get("logicalType") if isinstance(node, dict) else None
-
+    datagen.check_keywords(props, t, where)
+    rng = ctx.rng
     if "options" in props:
-        opts = props["options"]
-        if not isinstance(opts, list) or not opts:
-            raise UserError(f"{where}: 'options' must be a non-empty JSON array (file-based options are not supported).")
+        opts = datagen.options(props["options"], t, node, where, ctx.base_dir, lambda: _parsed(node, ctx, where))
         choice = rng.choice
         return lambda: choice(opts)
     if "iteration" in props:
-        return _iteration(props["iteration"], t, where)
+        it = datagen.iteration(props["iteration"], t, where)
+        return _affixed(lambda: str(it()), props, where) if t == "string" else it
     if faker is not None and t in ("string", "int", "long", "double", "float", "boolean"):
         pool = ctx.pools.pool(faker, where)
         choice = rng.choice
-        return lambda: choice(pool)
+        gen = lambda: choice(pool)   # noqa: E731
+        return _affixed(gen, props, where) if t == "string" else gen
+    make = _BY_TYPE.get(t)
+    if make is None:
+        raise UserError(f"{where}: cannot generate values of Avro type {t!r}.")
+    return make(node, props, ctx, where)
 
-    if t == "null":
-        return lambda: None
-    if t == "boolean":
-        return lambda: rng.random() < 0.5
-    if t in ("int", "long"):
-        if logical in ("timestamp-millis", "local-timestamp-millis") and "range" not in props:
+
+def _logical(node) -> str | None:
+    return node.get("logicalType") if isinstance(node, dict) else None
+
+
+def _null(node, props, ctx, where) -> Gen:
+    return lambda: None
+
+
+def _boolean(node, props, ctx, where) -> Gen:
+    rng = ctx.rng
+    if "odds" in props:
+        p = datagen.odds(props, where)
+        return lambda: rng.random() < p
+    return lambda: rng.random() < 0.5
+
+
+_CLOCK_LOGICAL = {   # time logical types follow the stream clock unless a range is given
+    "timestamp-millis": lambda now: now, "local-timestamp-millis": lambda now: now,
+    "timestamp-micros": lambda now: now * 1000, "local-timestamp-micros": lambda now: now * 1000,
+    "date": lambda now: now // 86_400_000,
+    "time-millis": lambda now: now % 86_400_000,
+    "time-micros": lambda now: now % 86_400_000 * 1000,
+}
+
+
+def _integer(node, props, ctx, where) -> Gen:
+    t = node if isinstance(node, str) else node["type"]
+    logical = _logical(node)
+    if logical in _CLOCK_LOGICAL and "range" not in props:
+        if logical in ("timestamp-millis", "local-timestamp-millis"):
             return ctx.now_ms
-        if logical in ("timestamp-micros", "local-timestamp-micros") and "range" not in props:
-            return lambda: ctx.now_ms() * 1000
-        if logical == "date" and "range" not in props:
-            return lambda: ctx.now_ms() // 86_400_000
-        if logical == "time-millis" and "range" not in props:
-            return lambda: ctx.now_ms() % 86_400_000
-        lo_d, hi_d = (INT_MIN, INT_MAX) if t == "int" else (LONG_MIN, LONG_MAX)
-        lo, hi = _range(props, where, lo_d, hi_d + 1)
-        if hi <= lo:
-            raise UserError(f"{where}: range min {lo} must be below max {hi}.")
-        lo, hi = int(lo), int(hi)
-        return lambda: rng.randrange(lo, hi)            # max exclusive, as in datagen
-    if t in ("float", "double"):
-        lo, hi = _range(props, where, 0.0, 1.0)
-        if hi < lo:
-            raise UserError(f"{where}: range min {lo} must not exceed max {hi}.")
-        uniform = rng.uniform
-        return lambda: uniform(lo, hi)
-    if t == "string":
-        if logical == "uuid":
-            return lambda: _uuid(rng)
-        if "regex" in props:
-            return regex_generator(props["regex"], rng, where)
-        lo, hi = _length(props, where, 8, 16)
-        letters = string.ascii_letters
-        return lambda: "".join(rng.choices(letters, k=rng.randint(lo, hi)))
-    if t == "bytes":
-        lo, hi = _length(props, where, 4, 16)
-        return lambda: rng.randbytes(rng.randint(lo, hi))
-    if t == "fixed":
-        size = int(node["size"])
-        return lambda: rng.randbytes(size)
-    if t == "enum":
-        symbols = node["symbols"]
+        clock, now_ms = _CLOCK_LOGICAL[logical], ctx.now_ms
+        return lambda: clock(now_ms())
+    lo_d, hi_d = (INT_MIN, INT_MAX) if t == "int" else (LONG_MIN, LONG_MAX)
+    lo, hi = datagen.number_range(props, t, where, (lo_d, hi_d + 1))
+    if hi <= lo:
+        raise UserError(f"{where}: range min {lo} must be below max {hi}.")
+    lo, hi = int(lo), int(hi)
+    randrange = ctx.rng.randrange
+    return lambda: randrange(lo, hi)            # max exclusive, as in datagen
+
+
+def _floating(node, props, ctx, where) -> Gen:
+    t = node if isinstance(node, str) else node["type"]
+    lo, hi = datagen.number_range(props, t, where, (0.0, 1.0))
+    if hi < lo:
+        raise UserError(f"{where}: range min {lo} must not exceed max {hi}.")
+    return datagen.uniform(ctx.rng, lo, hi)
+
+
+def _string(node, props, ctx, where) -> Gen:
+    rng = ctx.rng
+    if _logical(node) == "uuid" or props.get("kind") == "uuid":
+        gen = lambda: _uuid(rng)   # noqa: E731
+    elif "kind" in props:
+        pool = ctx.pools.pool({"email": "email", "name": "name"}[datagen.kind(props, where)], where)
         choice = rng.choice
-        return lambda: choice(symbols)
-    if t == "array":
-        lo, hi = _length(props, where, 0, 5)
-        item = compile_type(node["items"], annotations(node["items"]), ctx, where + " items")
-        return lambda: [item() for _ in range(rng.randint(lo, hi))]
-    if t == "map":
-        lo, hi = _length(props, where, 0, 5)
-        key_props = props.get("keys") or {}
-        if not isinstance(key_props, dict):
-            raise UserError(f"{where}: 'keys' must be a JSON object of arg.properties for the map keys.")
-        key = compile_type("string", key_props, ctx, where + " keys")
-        val = compile_type(node["values"], annotations(node["values"]), ctx, where + " values")
-        return lambda: {key(): val() for _ in range(rng.randint(lo, hi))}
-    if t in ("record", "error"):
-        return compile_record(node, _child_context(ctx, where))
-    raise UserError(f"{where}: cannot generate values of Avro type {t!r}.")
+        gen = lambda: choice(pool)   # noqa: E731
+    elif "regex" in props:
+        # with a regex, a length bounds the match (a lone min leaves room above it)
+        bounds = datagen.length(props, where, (0, REGEX_FREE_LENGTH)) if "length" in props else None
+        gen = regex_generator(props["regex"], rng, where, bounds)
+    else:
+        lo, hi = datagen.length(props, where, (8, 16))
+        letters = string.ascii_letters
+        gen = lambda: "".join(rng.choices(letters, k=rng.randint(lo, hi)))   # noqa: E731
+    return _affixed(gen, props, where)
+
+
+def _affixed(gen: Gen, props: dict, where: str) -> Gen:
+    prefix, suffix = datagen.affixes(props, where)
+    if not prefix and not suffix:
+        return gen
+    return lambda: f"{prefix}{gen()}{suffix}"
+
+
+def _bytes(node, props, ctx, where) -> Gen:
+    rng = ctx.rng
+    if _logical(node) == "decimal":
+        return datagen.decimal_bytes(node, rng, where)
+    lo, hi = datagen.length(props, where, (4, 16))
+    return lambda: rng.randbytes(rng.randint(lo, hi))
+
+
+def _fixed(node, props, ctx, where) -> Gen:
+    rng = ctx.rng
+    if _logical(node) == "decimal":
+        return datagen.decimal_bytes(node, rng, where)
+    size = int(node["size"])
+    return lambda: rng.randbytes(size)
+
+
+def _enum(node, props, ctx, where) -> Gen:
+    symbols = node["symbols"]
+    choice = ctx.rng.choice
+    return lambda: choice(symbols)
+
+
+def _array(node, props, ctx, where) -> Gen:
+    rng = ctx.rng
+    lo, hi = datagen.length(props, where, (0, 5))
+    item = compile_type(node["items"], annotations(node["items"]), ctx, where + " items")
+    return lambda: [item() for _ in range(rng.randint(lo, hi))]
+
+
+def _map(node, props, ctx, where) -> Gen:
+    rng = ctx.rng
+    lo, hi = datagen.length(props, where, (0, 5))
+    key_props = props.get("keys") or {}
+    if not isinstance(key_props, dict):
+        raise UserError(f"{where}: 'keys' must be a JSON object of arg.properties for the map keys.")
+    key = compile_type("string", key_props, ctx, where + " keys")
+    val = compile_type(node["values"], annotations(node["values"]), ctx, where + " values")
+    return lambda: {key(): val() for _ in range(rng.randint(lo, hi))}
+
+
+def _record(node, props, ctx, where) -> Gen:
+    return compile_record(node, _child_context(ctx, where))
+
+
+_BY_TYPE = {"null": _null, "boolean": _boolean, "int": _integer, "long": _integer, "float": _floating,
+            "double": _floating, "string": _string, "bytes": _bytes, "fixed": _fixed, "enum": _enum,
+            "array": _array, "map": _map, "record": _record, "error": _record}
+
+
+def _parsed(node, ctx: Context, where: str) -> dict:
+    """fastavro's form of one type node (for options read from Avro binary files)."""
+    from fastavro import parse_schema
+
+    try:
+        return parse_schema(node, named_schemas={})
+    except Exception as e:  # noqa: BLE001 - fastavro raises several error types
+        raise UserError(f"{where}: cannot read binary options for this type ({e}).") from None
 
 
 def _child_context(ctx: Context, where: str) -> Context:
-    child = Context(ctx.rng, ctx.pools, ctx.now_ms, where)
+    child = Context(ctx.rng, ctx.pools, ctx.now_ms, where, ctx.base_dir)
     child.named = ctx.named
     return child
 
 
 def _union(branches: list, props: dict, ctx: Context, where: str, faker) -> Gen:
-    if "options" in props:   # options on a union field pick among literal values, null included
-        return compile_type("null", props, ctx, where)
-    gens = [compile_type(b, {**annotations(b), **props} if b != "null" else {}, ctx, where,
-                         faker if b != "null" else None) for b in branches]
     choice = ctx.rng.choice
-    return lambda: choice(gens)()
+    if "options" in props:   # options on a union field pick among literal values, null included
+        datagen.check_keywords(props, "union", where)
+        opts = props["options"]
+        if not isinstance(opts, list) or not opts:
+            raise UserError(f"{where}: 'options' of a union field must be a non-empty JSON array of values.")
+        return lambda: choice(opts)
+    own = {k: v for k, v in props.items() if k in datagen.UNION_KEYWORDS}
+    shared = {k: v for k, v in props.items() if k not in datagen.UNION_KEYWORDS}
+    types = [_branch_type(b, ctx) for b in branches]
+    datagen.check_keywords(own, "union", where)
+    for k in shared:   # a field-level keyword goes to the branches it applies to; one for none is a mistake
+        if not any(k in datagen.KEYWORDS_BY_TYPE.get(t, ()) for t in types if t != "null"):
+            datagen.check_keywords({k: shared[k]}, next((t for t in types if t != "null"), "null"), where)
+    gens = [compile_type(b, {**annotations(b), **_applicable(shared, t)} if b != "null" else {}, ctx, where,
+                         faker if b != "null" else None) for b, t in zip(branches, types)]
+    cum = datagen.branch_weights(own, len(branches), where)
+    if cum is None:
+        return lambda: choice(gens)()
+    rand, last = ctx.rng.random, len(gens) - 1
+    return lambda: gens[min(bisect.bisect_right(cum, rand()), last)]()
 
 
-def _iteration(it, t, where) -> Gen:
-    if not isinstance(it, dict) or "start" not in it:
-        raise UserError(f"{where}: 'iteration' needs at least a start, e.g. {{\"start\": 1, \"step\": 1}}.")
-    start, step, restart = it["start"], it.get("step", 1), it.get("restart")
-    if t == "boolean":
-        state = [bool(start)]
-
-        def flip():
-            v = state[0]
-            state[0] = not v
-            return v
-        return flip
-    if not isinstance(start, (int, float)) or not isinstance(step, (int, float)) or step == 0:
-        raise UserError(f"{where}: 'iteration' start and step must be numbers and step must not be 0.")
-    cast = int if t in ("int", "long") else float
-    state = [cast(start)]
-
-    def nxt():
-        v = state[0]
-        if restart is not None and ((step > 0 and v >= restart) or (step < 0 and v <= restart)):
-            v = cast(start)
-        state[0] = v + step
-        return v
-    return nxt
+def _branch_type(b, ctx: Context) -> str:
+    if isinstance(b, str):
+        b = ctx.named.get(b, b)
+    while isinstance(b, dict) and isinstance(b.get("type"), dict):
+        b = b["type"]
+    return b if isinstance(b, str) else b.get("type", "?") if isinstance(b, dict) else "union"
 
 
-def _range(props, where, lo_default, hi_default):
-    r = props.get("range")
-    if r is None:
-        return lo_default, hi_default
-    if not isinstance(r, dict) or not {"min", "max"} & set(r):
-        raise UserError(f"{where}: 'range' must be an object with min and/or max, e.g. {{\"min\": 0, \"max\": 10}}.")
-    lo, hi = r.get("min", lo_default), r.get("max", hi_default)
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
-        raise UserError(f"{where}: 'range' min and max must be numbers.")
-    return lo, hi
-
-
-def _length(props, where, lo_default, hi_default):
-    n = props.get("length")
-    if n is None:
-        return lo_default, hi_default
-    if isinstance(n, int) and n >= 0:
-        return n, n
-    if isinstance(n, dict):
-        lo, hi = n.get("min", 0), n.get("max", n.get("min", 0) + hi_default)
-        if isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi:
-            # datagen's max is exclusive; keep at least min
-            return lo, max(lo, hi - 1)
-    raise UserError(f"{where}: 'length' must be a non-negative integer or {{\"min\": a, \"max\": b}} with a <= b.")
+def _applicable(props: dict, t: str) -> dict:
+    allowed = datagen.KEYWORDS_BY_TYPE.get(t, set())
+    return {k: v for k, v in props.items() if k in allowed}
 
 
 def _uuid(rng: random.Random) -> str:
@@ -285,21 +341,38 @@ _PRINTABLE = string.ascii_letters + string.digits
 _UNBOUNDED_EXTRA = 5   # '*' and '+' generate at most this many repeats beyond the minimum
 
 
-def regex_generator(pattern: str, rng: random.Random, where: str = "regex") -> Gen:
+def regex_generator(pattern: str, rng: random.Random, where: str = "regex",
+                    length: tuple[int, int] | None = None) -> Gen:
+    """Random strings matching `pattern`; with `length` (inclusive bounds), only strings that long."""
     try:
         parsed = sre_parse.parse(pattern)
     except re.error as e:
         raise UserError(f"{where}: regex {pattern!r} does not compile ({e}).") from None
+    extra = _UNBOUNDED_EXTRA if length is None else max(_UNBOUNDED_EXTRA, length[1])
 
-    def gen() -> str:
+    def once() -> str:
         out: list[str] = []
-        _emit(parsed, rng, out, {}, where)
+        _emit(parsed, rng, out, {}, where, extra)
         return "".join(out)
+    gen = once if length is None else _of_length(once, length, f"{where}: regex {pattern!r}")
     gen()  # fail at compile time on unsupported constructs, not mid-stream
     return gen
 
 
-def _emit(items, rng, out, groups, where):
+def _of_length(once: Gen, length: tuple[int, int], what: str) -> Gen:
+    lo, hi = length
+
+    def gen() -> str:
+        for _ in range(REGEX_TRIES):
+            v = once()
+            if lo <= len(v) <= hi:
+                return v
+        raise UserError(f"{what} gave no string of length {lo} to {hi} in {REGEX_TRIES} tries; "
+                        "widen 'length' or the pattern.")
+    return gen
+
+
+def _emit(items, rng, out, groups, where, extra=_UNBOUNDED_EXTRA):
     for op, av in items:
         if op == sre_c.LITERAL:
             out.append(chr(av))
@@ -311,17 +384,17 @@ def _emit(items, rng, out, groups, where):
             out.append(_pick_in(av, rng))
         elif op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, getattr(sre_c, "POSSESSIVE_REPEAT", None)):
             lo, hi, sub = av
-            hi = lo + _UNBOUNDED_EXTRA if hi == sre_c.MAXREPEAT else hi
+            hi = lo + extra if hi == sre_c.MAXREPEAT else hi
             for _ in range(rng.randint(lo, hi)):
-                _emit(sub, rng, out, groups, where)
+                _emit(sub, rng, out, groups, where, extra)
         elif op == sre_c.SUBPATTERN:
             gid, sub = av[0], av[-1]
             start = len(out)
-            _emit(sub, rng, out, groups, where)
+            _emit(sub, rng, out, groups, where, extra)
             if gid is not None:
                 groups[gid] = "".join(out[start:])
         elif op == sre_c.BRANCH:
-            _emit(rng.choice(av[1]), rng, out, groups, where)
+            _emit(rng.choice(av[1]), rng, out, groups, where, extra)
         elif op == sre_c.GROUPREF:
             out.append(groups.get(av, ""))
         elif op == sre_c.AT:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import time
 import urllib.error
 import urllib.request
@@ -33,9 +32,8 @@ log = logging.getLogger("churnstream.kibana")
 POLL_SECONDS = 2.0
 
 
-def api_key(settings: Settings, env: dict[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return getattr(settings, "es_api_key", "") or env.get("CHURNSTREAM_ES_API_KEY", "")
+def api_key(settings: Settings) -> str:
+    return settings.es_api_key
 
 
 def auth_header(settings: Settings) -> dict[str, str]:

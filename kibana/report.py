@@ -12,7 +12,7 @@ import math
 from datetime import datetime, timezone
 
 from churnstream.settings import Settings
-from flink_jobs.params import INDICES
+from churnstream.catalog import INDEX
 from kibana import panels as P
 from kibana.saved_objects import DASHBOARD_TITLE
 
@@ -317,7 +317,7 @@ def collect(settings: Settings, es=None) -> list[tuple[P.Panel, list[tuple] | st
     out = []
     for p in P.PANELS:
         try:
-            out.append((p, P.run(es, settings.index(INDICES[p.index]), p)))
+            out.append((p, P.run(es, settings.index(INDEX[p.index].name), p)))
         except Exception as e:  # noqa: BLE001 - shown on the panel, the other panels still render
             info = getattr(e, "info", None)
             reason = str(e)
@@ -333,9 +333,9 @@ def render(settings: Settings, es=None) -> str:
     es = es or es_client(settings)
     results = collect(settings, es)
     counts = {}
-    for key, name in INDICES.items():
+    for key, index in INDEX.items():
         try:
-            counts[key] = es.count(index=settings.index(name), ignore_unavailable=True)["count"]
+            counts[key] = es.count(index=settings.index(index.name), ignore_unavailable=True)["count"]
         except Exception:  # noqa: BLE001
             counts[key] = 0
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -8,7 +8,7 @@ the data view is opened, so they can be created before any index exists); ``lens
 reference (``panelRefName`` ``panel_<i>`` <-> reference ``<i>:panel_<i>``). ``migrationVersion``
 values are the ones Kibana 7.14 wrote, so Kibana 7.17 runs its later migrations on import.
 
-    python -m kibana.cli generate     # rewrites kibana/saved_objects.ndjson (committed)
+    churnstream kibana generate       # rewrites kibana/saved_objects.ndjson (committed)
 
 Ids are stable and independent of the index prefix; titles (index names) follow the settings, so
 the installer generates the objects for its own settings (the committed file is the default
@@ -21,9 +21,8 @@ import json
 from pathlib import Path
 
 from churnstream.settings import Settings
-from flink_jobs.params import INDICES
+from churnstream.catalog import INDEX
 from kibana.panels import PANELS, Bucket, Metric, Panel
-from kibana.templates import MAPPINGS, TIME_FIELDS
 
 NDJSON_PATH = Path(__file__).resolve().parent / "saved_objects.ndjson"
 DASHBOARD_ID = "churnstream-customer-churn"
@@ -46,7 +45,7 @@ def kibana_version() -> str:
 
 
 def data_view_id(key: str) -> str:
-    return f"churnstream-{INDICES[key]}"
+    return f"churnstream-{INDEX[key].name}"
 
 
 def lens_id(panel: Panel) -> str:
@@ -62,8 +61,8 @@ def data_view(settings: Settings, key: str) -> dict:
         "id": data_view_id(key),
         "type": "index-pattern",
         "attributes": {
-            "title": settings.index(INDICES[key]),
-            "timeFieldName": TIME_FIELDS[key],
+            "title": settings.index(INDEX[key].name),
+            "timeFieldName": INDEX[key].time_field,
             "fields": "[]",
             "fieldAttrs": "{}",
             "runtimeFieldMap": "{}",
@@ -86,7 +85,7 @@ def _bucket_column(panel: Panel, b: Bucket) -> dict:
         order_by, direction = {"type": "alphabetical", "fallback": False}, "asc"
     else:
         order_by, direction = {"type": "column", "columnId": "m0"}, "desc"
-    return {"label": label, "customLabel": True, "dataType": DATA_TYPES[MAPPINGS[panel.index][b.field]],
+    return {"label": label, "customLabel": True, "dataType": DATA_TYPES[INDEX[panel.index].fields[b.field]],
             "isBucketed": True, "operationType": "terms", "scale": "ordinal", "sourceField": b.field,
             "params": {"size": b.size, "orderBy": order_by, "orderDirection": direction,
                        "otherBucket": False, "missingBucket": False}}
@@ -206,7 +205,7 @@ def dashboard(panels=PANELS) -> dict:
 
 
 def data_views(settings: Settings) -> list[dict]:
-    return [data_view(settings, key) for key in INDICES]
+    return [data_view(settings, key) for key in INDEX]
 
 
 def build(settings: Settings) -> list[dict]:

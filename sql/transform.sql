@@ -146,17 +146,10 @@ SELECT
   c.income,
   c.fico,
   c.years_active,
-  CASE WHEN c.income IS NULL THEN 'unknown'
-       WHEN c.income < 30000 THEN '<30k' WHEN c.income < 60000 THEN '30-60k'
-       WHEN c.income < 100000 THEN '60-100k' WHEN c.income < 150000 THEN '100-150k'
-       ELSE '150k+' END                          AS income_band,
-  CASE WHEN c.fico IS NULL THEN 'unknown'
-       WHEN c.fico < 580 THEN 'poor' WHEN c.fico < 670 THEN 'fair' WHEN c.fico < 740 THEN 'good'
-       WHEN c.fico < 800 THEN 'very good' ELSE 'exceptional' END AS fico_band,
-  CASE WHEN c.years_active IS NULL THEN 'unknown'
-       WHEN c.years_active < 2 THEN '0-1y' WHEN c.years_active < 5 THEN '2-4y'
-       WHEN c.years_active < 10 THEN '5-9y' WHEN c.years_active < 20 THEN '10-19y'
-       ELSE '20y+' END                           AS tenure_band,
+  -- The bands' edges and labels are the catalog's (churnstream/catalog.py): CASE expressions here.
+  ${income_bands:bands(c.income)}              AS income_band,
+  ${fico_bands:bands(c.fico)}                  AS fico_band,
+  ${tenure_bands:bands(c.years_active)}        AS tenure_band,
   o.offer_key IS NOT NULL                       AS offer_known,
   o.offer_name,
   o.offer_url,
@@ -214,10 +207,7 @@ SELECT
   rowtime,
   rolling_propensity,
   recent_events,
-  CASE WHEN rolling_propensity >= 0.8 THEN 'critical'
-       WHEN rolling_propensity >= 0.6 THEN 'high'
-       WHEN rolling_propensity >= 0.3 THEN 'medium'
-       ELSE 'low' END                 AS risk_tier,
+  ${risk_tiers:bands(rolling_propensity)} AS risk_tier,
   CONCAT(CASE WHEN income >= ${high_value_income} THEN 'high-value' ELSE 'low-value' END, '/',
          CASE WHEN rolling_propensity >= ${high_risk_threshold} THEN 'high-risk' ELSE 'low-risk' END) AS value_risk_quadrant
 FROM customer_rolling;

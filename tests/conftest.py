@@ -69,7 +69,7 @@ def pipeline_run(stack):
     from churnstream.expected import compute
     from churnstream.pii import hash_key
     from flink_jobs import pipeline
-    from flink_jobs.params import JobOptions
+    from flink_jobs.options import JobOptions
     from generator import GeneratorConfig, expected_records, produce
     from kibana.templates import install_templates
 

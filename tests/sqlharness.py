@@ -13,6 +13,7 @@ from pathlib import Path
 
 from churnstream.settings import Settings
 from flink_jobs import params, pipeline, sql_runner
+from flink_jobs.options import JobOptions
 
 T0 = 1_700_000_000_000
 
@@ -59,8 +60,8 @@ def offer_row(oid, updated_at, **over) -> dict:
 
 
 class Harness:
-    def __init__(self, tmp: Path, activities, customers, offers, opts: params.JobOptions | None = None):
-        self.opts = opts or params.JobOptions(bounded=True)
+    def __init__(self, tmp: Path, activities, customers, offers, opts: JobOptions | None = None):
+        self.opts = opts or JobOptions(bounded=True)
         settings = Settings(run_dir=str(tmp / "run"))
         self.t_env = pipeline.table_env(settings)
         pipeline.register_functions(self.t_env, b"test-key")

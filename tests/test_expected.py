@@ -5,7 +5,7 @@ import json
 import pytest
 
 from churnstream import expected as ex
-from flink_jobs.params import JobOptions
+from flink_jobs.options import JobOptions
 
 OPTS = JobOptions()
 T = 1_700_000_000_000

@@ -33,7 +33,7 @@ def fault_settings(base, name, tmp_path):
 
 def expected_for(config):
     from churnstream.expected import compute
-    from flink_jobs.params import JobOptions
+    from flink_jobs.options import JobOptions
     from generator import expected_records
 
     return compute([(r.topic, r.key, r.value, r.timestamp_ms) for r in expected_records(config)],
@@ -48,7 +48,7 @@ def assert_exact(reports, note=""):
 
 
 def test_job_killed_hard_mid_stream_resumes_from_checkpoint_without_loss_or_duplicates(stack, tmp_path):
-    from flink_jobs.params import index_names
+    from churnstream.catalog import index_names
     from generator import GeneratorConfig, produce
 
     s = fault_settings(stack, "kill", tmp_path)

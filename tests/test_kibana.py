@@ -25,11 +25,16 @@ from pathlib import Path
 import pytest
 
 from churnstream import PROJECT_ROOT, UserError
+from churnstream.catalog import INDEX
 from churnstream.settings import Settings
-from flink_jobs.params import INDICES
 from kibana import panels as P
 from kibana import report, saved_objects
-from kibana.templates import MAPPINGS, TIME_FIELDS, index_settings, template_body
+from kibana.templates import index_settings, template_body
+
+# The catalog's indices as the views these tests read: key -> name, fields, time field.
+INDICES = {k: i.name for k, i in INDEX.items()}
+MAPPINGS = {k: i.fields for k, i in INDEX.items()}
+TIME_FIELDS = {k: i.time_field for k, i in INDEX.items()}
 
 AGGREGATABLE = {"keyword", "integer", "long", "double", "float", "date", "boolean"}
 PII = {"email_hash", "ip_hash", "offer_url", "payload"}
@@ -60,7 +65,7 @@ def index_of(obj: dict, objects) -> str:
 def test_committed_ndjson_is_the_generated_one():
     generated = saved_objects.to_ndjson(saved_objects.build(saved_objects.default_settings()))
     assert saved_objects.NDJSON_PATH.read_text(encoding="utf-8") == generated, \
-        "kibana/saved_objects.ndjson is stale: run 'python -m kibana.cli generate' and commit it"
+        "kibana/saved_objects.ndjson is stale: run '.venv/bin/churnstream kibana generate' and commit it"
 
 
 def test_every_saved_object_parses_and_references_only_existing_objects(objects):
@@ -230,11 +235,11 @@ def test_es_rows_flatten_nested_buckets_and_metrics():
 
 def test_template_settings_are_demo_defaults_and_overridable():
     s = Settings()
-    assert index_settings(s, env={}) == {"shards": 1, "replicas": 0, "refresh_interval": "1s"}
+    assert index_settings(Settings.from_env(env={})) == {"shards": 1, "replicas": 0, "refresh_interval": "1s"}
     env = {"CHURNSTREAM_INDEX_SHARDS": "3", "CHURNSTREAM_INDEX_REPLICAS": "1", "CHURNSTREAM_INDEX_REFRESH_INTERVAL": "5s"}
-    assert index_settings(s, env=env) == {"shards": 3, "replicas": 1, "refresh_interval": "5s"}
+    assert index_settings(Settings.from_env(env=env)) == {"shards": 3, "replicas": 1, "refresh_interval": "5s"}
     with pytest.raises(UserError):
-        index_settings(s, env={"CHURNSTREAM_INDEX_SHARDS": "many"})
+        index_settings(Settings.from_env(env={"CHURNSTREAM_INDEX_SHARDS": "many"}))
     body = template_body(s, "enriched", shards=3, replicas=1, refresh_interval="5s")
     assert body["template"]["settings"] == {"number_of_shards": 3, "number_of_replicas": 1, "refresh_interval": "5s"}
     assert body["template"]["mappings"]["dynamic"] == "strict"
@@ -413,7 +418,7 @@ def test_install_is_idempotent_with_security_headers(stack, fake_kibana):
 def test_install_cli_parses_and_skip_kibana_flag():
     import argparse
 
-    from kibana import cli
+    from churnstream.commands import kibana as cli
 
     parser = argparse.ArgumentParser()
     cli.add_parser(parser.add_subparsers(dest="command"))

@@ -85,7 +85,7 @@ def _ledger_matches_kafka(s, ledger) -> None:
 
 def test_broker_stopped_30s_under_load_generator_retries_and_job_resumes(outage_stack, tmp_path):
     from churnstream.expected import compute
-    from flink_jobs.params import JobOptions
+    from flink_jobs.options import JobOptions
     from generator import GeneratorConfig, expected_records, produce
 
     s = fault_settings(outage_stack, "broker", tmp_path)
@@ -127,7 +127,7 @@ def test_broker_stopped_30s_under_load_generator_retries_and_job_resumes(outage_
 
 
 def test_elasticsearch_stopped_60s_job_backs_off_and_catches_up(outage_stack, tmp_path):
-    from flink_jobs.params import index_names
+    from churnstream.catalog import index_names
     from generator import GeneratorConfig, produce
 
     s = fault_settings(outage_stack, "es", tmp_path)

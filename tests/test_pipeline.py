@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from churnstream.verify import fetch_all, format_reports, verify
-from flink_jobs.params import index_names
+from churnstream.catalog import index_names
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import re
 import pytest
 
 from churnstream.settings import Settings
-from flink_jobs import params as job_params
 from flink_jobs import pipeline, sql_runner
+from flink_jobs.options import JobOptions
 
 pytestmark = pytest.mark.flink
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.flink
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     settings = Settings.from_env(run_dir=str(tmp_path_factory.mktemp("run")))
-    return pipeline.build(settings, job_params.JobOptions(bounded=True))
+    return pipeline.build(settings, JobOptions(bounded=True))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_only_the_deduplication_and_its_report_expire(built):
 
     t_env, script = built
     plan = compiled_plan.compile_plan(t_env, script.inserts)
-    wanted = pipeline.dedup_state_ttls(job_params.JobOptions())
+    wanted = pipeline.dedup_state_ttls(JobOptions())
     for (node_type, name), ttl in wanted.items():
         set_count = compiled_plan.set_state_ttl(plan, node_type, name, ttl)   # (the plan holds connector options:
         assert set_count == 1, (node_type, name)                               # keep it out of failure output)

@@ -61,11 +61,12 @@ def test_broken_scripts_are_errors(text, message):
 def test_project_sql_files_parse_with_the_job_parameters():
     from churnstream.settings import Settings
     from flink_jobs import params, pipeline
+    from flink_jobs.options import JobOptions
 
-    values = params.build(Settings(), params.JobOptions())
+    values = params.build(Settings(), JobOptions())
     script = sql_runner.load([pipeline.SOURCES["json"], pipeline.TRANSFORM, pipeline.SINKS, pipeline.PIPELINE], values)
     assert "${" not in " ".join(script.statements + script.inserts)
     assert len(script.inserts) == 7
     assert script.config["table.exec.source.idle-timeout"] == "5 s"
-    bounded = sql_runner.load([pipeline.SOURCES["json"]], params.build(Settings(), params.JobOptions(bounded=True)))
+    bounded = sql_runner.load([pipeline.SOURCES["json"]], params.build(Settings(), JobOptions(bounded=True)))
     assert bounded.config["table.exec.source.idle-timeout"] == "0 ms"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from flink_jobs.params import JobOptions
+from flink_jobs.options import JobOptions
 from sqlharness import T0, Harness, activity_row, customer_row, offer_row
 
 pytestmark = pytest.mark.flink

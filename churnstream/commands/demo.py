@@ -35,7 +35,8 @@ def run(args, settings) -> int:
     from churnstream.topics import delete_topics, ensure_topics
     from churnstream.verify import format_reports, verify
     from flink_jobs import pipeline
-    from flink_jobs.params import JobOptions, index_names
+    from churnstream.catalog import index_names
+    from flink_jobs.options import JobOptions
     from generator import GeneratorConfig, expected_records, produce
     from kibana.templates import install_templates
 

@@ -3,15 +3,10 @@
     churnstream kibana install [--kibana-url URL] [--skip-kibana]   # templates, data views, dashboard
     churnstream kibana report --out report.html [--screenshot docs/dashboard.png]
     churnstream kibana generate                                      # rewrite kibana/saved_objects.ndjson
-
-Also runnable without the main CLI: ``python -m kibana.cli generate``.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
 from pathlib import Path
 
 from churnstream import UserError
@@ -81,21 +76,3 @@ def add_parser(sub) -> None:
     s = actions.add_parser("generate", help="regenerate kibana/saved_objects.ndjson from kibana/panels.py")
     s.add_argument("--out", help="write elsewhere (default: kibana/saved_objects.ndjson)")
     s.set_defaults(func=generate)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from churnstream.settings import Settings
-
-    parser = argparse.ArgumentParser(prog="python -m kibana.cli")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["kibana", *(argv if argv is not None else sys.argv[1:])])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        return args.func(args, Settings.from_env()) or 0
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from churnstream import UserError
-from flink_jobs.params import JobOptions
+from flink_jobs.options import JobOptions
 from flink_jobs.rest import JOB_NAME, FlinkRest
 
 
@@ -67,12 +67,16 @@ def options_from_args(args) -> JobOptions:
 
 
 def run(args, settings) -> int:
-    from churnstream.health import require_elasticsearch, require_kafka, require_schema_registry, require_topics
+    from churnstream.health import (require_elasticsearch, require_flink, require_kafka, require_schema_registry,
+                                    require_topics)
     from flink_jobs import pipeline
 
     opts = options_from_args(args)
     if args.jobmanager:
         settings = settings.with_(flink_jobmanager=args.jobmanager)
+    # A remote cluster that is not there: said now, before PyFlink spends a minute retrying it and
+    # ends in a Java stack trace.
+    require_flink(settings)
     if args.detach and not settings.flink_jobmanager:
         raise UserError("--detach needs a session cluster (--jobmanager HOST:PORT): a local mini-cluster job runs "
                         "inside this process and ends with it.")

@@ -1,0 +1,32 @@
+"""`churnstream verify --ledger FILE`: recompute every index from a generator ledger and compare."""
+
+from __future__ import annotations
+
+import json
+
+from churnstream import UserError
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("verify", help="recompute every index from a generator ledger and compare with Elasticsearch")
+    s.add_argument("--ledger", required=True, help="the JSON ledger written by 'churnstream generate --ledger'")
+    s.set_defaults(func=run)
+
+
+def run(args, settings) -> int:
+    from churnstream.expected import compute
+    from churnstream.health import require_elasticsearch
+    from churnstream.pii import hash_key
+    from churnstream.verify import format_reports, verify
+    from flink_jobs.options import JobOptions
+    from generator import expected_records
+
+    try:
+        ledger = json.loads(open(args.ledger).read())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the ledger {args.ledger} ({e}); pass the file 'churnstream generate --ledger' wrote.")
+    require_elasticsearch(settings)
+    records = ((r.topic, r.key, r.value, r.timestamp_ms) for r in expected_records(ledger))
+    reports = verify(settings, compute(records, JobOptions(), hash_key(settings)))
+    print(format_reports(reports))
+    return 0 if all(r.ok for r in reports) else 1

@@ -1,0 +1,36 @@
+"""What the job does (its flags); where it connects comes from Settings, the rules' numbers from
+churnstream.catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from churnstream import catalog
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What the job does (flags); where it connects comes from Settings."""
+
+    bounded: bool = False                  # stop at the offsets present at start (tests, demo)
+    format: str = "json"                   # json or avro (Confluent wire format, Schema Registry)
+    startup_mode: str = "earliest-offset"
+    group_id: str = "churnstream-pipeline"
+    window_size_seconds: int = 60
+    window_slide_seconds: int = 10
+    rolling_events: int = 10               # OVER window: the customer's last N events
+    alert_threshold: float = catalog.ALERT_THRESHOLD
+    session_gap_minutes: int = 30
+    out_of_orderness_seconds: int = 5
+    # Idle partitions would hold back watermarks forever in a live run; but in a bounded run an
+    # idle timeout only adds a start-up race (a versioned table marked idle before it is read lets
+    # activities pass unenriched), and every source ends with a final watermark anyway: off there.
+    idle_timeout: str = "5 s"
+    max_clock_skew_hours: int = 24
+    max_payload_chars: int = 65_536
+    customer_state_interval_seconds: int = 1  # customers index: each customer's last state per interval
+    # Duplicate activity ids are recognised for this long after the first copy arrives (state TTL of
+    # the deduplication and of the first-N that reports the copies: a flag and a count per id).
+    dedup_horizon_minutes: int = 10
+    bulk_flush_interval: str = "500ms"
+    bulk_flush_max_actions: int = 2000
