@@ -24,7 +24,7 @@ import tomllib
 import uuid
 from pathlib import Path
 
-from churnstream.logs import configure as configure_logs
+from foundation.logs import configure as configure_logs
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -32,7 +32,7 @@ log = logging.getLogger("churnstream.bench")
 
 
 def environment() -> dict:
-    from churnstream.versions import versions
+    from foundation.versions import versions
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -54,7 +54,7 @@ def environment() -> dict:
 
 def _java_version() -> str:
     try:
-        from churnstream.artifacts import java_home
+        from foundation.artifacts import java_home
 
         r = subprocess.run([str(java_home() / "bin" / "java"), "-version"], capture_output=True, text=True, timeout=30)
         return r.stderr.splitlines()[0].strip()
@@ -98,8 +98,8 @@ def main(argv=None) -> int:
 
     from bench import es_bench, generator_bench, job_bench
     from bench.procs import ProcMonitor
-    from churnstream.localstack import stack
-    from churnstream.settings import Settings
+    from foundation.localstack import stack
+    from foundation.settings import Settings
 
     job_bench.pin_logs()    # before any job: PyFlink's UDF harness takes over the root logger
 
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
             log.info("bench: Elasticsearch bulk %d/%d: %s docs/s", i + 1, repeat, r["docs_per_s"])
         results["elasticsearch_bulk"] = summarise(runs, ("docs_per_s", "seconds"))
 
-        from churnstream.topics import ensure_topics
+        from foundation.topics import ensure_topics
 
         variants = {"bare": ("bare confluent-kafka loop (ceiling)", 1), "json-1": ("generator json", 1),
                     "json-2": ("generator json", 2)}

@@ -20,8 +20,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.avro_bench", description=__doc__)
     p.add_argument("--events", type=int, default=300_000)
     args = p.parse_args(argv)
-    from churnstream.localstack import stack
-    from churnstream.settings import Settings
+    from foundation.localstack import stack
+    from foundation.settings import Settings
 
     job_bench.pin_logs()
     settings = stack.up(Settings.from_env())

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from churnstream.settings import Settings  # noqa: E402
-from churnstream.catalog import TOPICS  # noqa: E402
-from churnstream.topics import delete_topics, ensure_topics  # noqa: E402
+from foundation.settings import Settings  # noqa: E402
+from foundation.catalog import TOPICS  # noqa: E402
+from foundation.topics import delete_topics, ensure_topics  # noqa: E402
 from generator import GeneratorConfig, generate, produce  # noqa: E402
 from generator.sinks import producer_config, probe_kafka  # noqa: E402
 

@@ -11,9 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from churnstream import catalog
-from churnstream.logs import configure as configure_logs
-from churnstream.settings import Settings
+from foundation import catalog
+from foundation.logs import configure as configure_logs
+from foundation.settings import Settings
 from flink_jobs import params as job_params
 from flink_jobs import pipeline, sql_runner
 from flink_jobs.jars import JobJars
@@ -42,14 +42,14 @@ def run_job(settings: Settings, opts: JobOptions, kind: str, wait: bool = True):
 
 
 def pin_logs() -> None:
-    """Keep the churnstream.* lines on stderr for the whole run (see churnstream.logs.configure)."""
+    """Keep the churnstream.* lines on stderr for the whole run (see foundation.logs.configure)."""
     configure_logs()
 
 
 def warm_up(settings: Settings, events: int = 200) -> dict:
     """One tiny unmeasured run of each job: the first job of a process starts PyFlink's JVM, the first
     pipeline job also Beam's loopback UDF harness; neither belongs in a start-up or throughput figure."""
-    from churnstream.topics import ensure_topics
+    from foundation.topics import ensure_topics
     from kibana.templates import install_templates
 
     out = {}
@@ -95,7 +95,7 @@ def throughput(settings: Settings, kind: str, events: int, mon=None, small_event
                fmt: str = "json") -> dict:
     """Records/s of a bounded run of job `kind` over `events`, net of job start/stop (measured on a tiny run);
     ``fmt`` avro: the pipeline over Avro topics (--format avro)."""
-    from churnstream.topics import ensure_topics
+    from foundation.topics import ensure_topics
     from kibana.templates import install_templates
 
     timings, procs = {}, {}
@@ -143,7 +143,7 @@ def latency(settings: Settings, kind: str, rate: float, seconds: float, mon=None
     for `settle_s` (the pipeline's last events and windows wait for a watermark that only later
     traffic would move), or after `drain_timeout_s`.
     """
-    from churnstream.topics import ensure_topics
+    from foundation.topics import ensure_topics
     from kibana.templates import install_templates
 
     s = settings.with_(topic_prefix=f"{settings.topic_prefix}lat-{kind}-",

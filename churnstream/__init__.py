@@ -1,10 +1,6 @@
-"""churnstream: real-time customer-churn analytics on Kafka, PyFlink and Elasticsearch."""
+"""churnstream: real-time customer-churn analytics on Kafka, PyFlink and Elasticsearch.
 
-from pathlib import Path
-
-# Top-level folders (avro_schemas/, sql/, kibana/, versions.toml) are read relative to this.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class UserError(Exception):
-    """A problem the user can fix: printed as one sentence, exit code 2, no traceback."""
+This package is the top floor: the `churnstream` command (cli.py, commands/), `verify` and the
+independent recomputation it compares with (expected.py). Below it: the components (generator/,
+flink_jobs/, kibana/), and under those the foundation (foundation/).
+"""

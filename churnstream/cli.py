@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from churnstream import UserError
-from churnstream.commands import demo, fetch, job, kibana, schema_registry, show_settings, stack, topics, verify
-from churnstream.logs import configure as configure_logs
-from churnstream.settings import Settings
-from generator import cli as generate
+from churnstream.commands import (demo, fetch, generate, job, kibana, schema_registry, show_settings, stack, topics,
+                                  verify)
+from foundation import UserError
+from foundation.logs import configure as configure_logs
+from foundation.settings import Settings
 
 # In the order `churnstream --help` lists them.
 COMMANDS = (fetch, stack, schema_registry, topics, verify, show_settings, generate, job, demo, kibana)

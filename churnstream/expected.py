@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from churnstream import catalog
+from foundation import catalog
 from flink_jobs.options import JobOptions
 
 ACTIVITY_TYPES = frozenset(catalog.activity_types())
@@ -172,7 +172,7 @@ class Versions:
 
 
 def compute(records, opts: JobOptions, pii_key: bytes) -> Expected:
-    from churnstream.pii import pseudonym
+    from foundation.pii import pseudonym
 
     customers, offers = Versions(), Versions()
     activities, dead = [], []

@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from churnstream.catalog import date_fields, index_names
+from foundation.catalog import date_fields, index_names
 from churnstream.expected import Expected
-from churnstream.settings import Settings
+from foundation.settings import Settings
 
 # Timestamps are compared as instants: the job and the recomputation write them in different forms.
 TIME_FIELDS = date_fields()

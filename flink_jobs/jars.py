@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from churnstream.artifacts import connector_jars, udf_jar
-from churnstream.settings import Settings
+from foundation.artifacts import connector_jars, udf_jar
+from foundation.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """What the job does (its flags); where it connects comes from Settings, the rules' numbers from
-churnstream.catalog."""
+foundation.catalog."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from churnstream import catalog
+from foundation import catalog
 
 
 @dataclass(frozen=True)

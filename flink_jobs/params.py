@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from churnstream import PROJECT_ROOT, catalog
-from churnstream.settings import Settings
+from foundation import PROJECT_ROOT, catalog
+from foundation.settings import Settings
 from flink_jobs.jars import JobJars
 from flink_jobs.options import JobOptions
 

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from churnstream import UserError, catalog
-from churnstream.pii import hash_key, pseudonym
-from churnstream.settings import Settings
+from foundation import UserError, catalog
+from foundation.pii import hash_key, pseudonym
+from foundation.settings import Settings
 from flink_jobs import compiled_plan
 from flink_jobs import params as job_params
 from flink_jobs import sql_runner

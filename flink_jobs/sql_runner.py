@@ -13,7 +13,7 @@
   (``'`` doubled), so a parameter can never end the string it stands in. ``${name:options}``
   expands a dict into ``'k' = 'v', ...`` WITH-options (for connection properties whose number
   varies); ``${name:list}`` a sequence into ``'a', 'b'`` (for ``IN (...)``); ``${name:bands(expr)}`` a
-  ``churnstream.catalog.Bands`` into ``CASE WHEN expr IS NULL THEN 'unknown' WHEN expr < 30000 THEN
+  ``foundation.catalog.Bands`` into ``CASE WHEN expr IS NULL THEN 'unknown' WHEN expr < 30000 THEN
   '<30k' ... ELSE '150k+' END``, so that a tier or band edge lives in the catalog only. An unknown
   parameter is an error, never left in the SQL.
 """

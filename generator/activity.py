@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from churnstream import UserError
-from churnstream.catalog import ACTIVITY, DETAILS
+from foundation import UserError
+from foundation.catalog import ACTIVITY, DETAILS
 from generator import faults
 from generator.config import DUP_RING, ZIPF_S, Stats
 from generator.values import Context, compile_record

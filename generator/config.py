@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from churnstream import UserError
+from foundation import UserError
 
 KINDS = ("valid", "late", "duplicate", "malformed", "invalid", "update")
 SKEWS = ("uniform", "zipf", "80/20")

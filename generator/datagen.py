@@ -30,7 +30,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Callable
 
-from churnstream import UserError
+from foundation import UserError
 
 INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1
 LONG_MIN, LONG_MAX = -(2 ** 63), 2 ** 63 - 1

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from churnstream import UserError
-from churnstream.catalog import SOURCES
+from foundation import UserError
+from foundation.catalog import SOURCES
 from generator.config import GeneratorConfig
 from generator.ratelimit import RateProfile
 from generator.schema import Schema, load_project_schemas, load_schema

@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from churnstream import UserError
-from churnstream.catalog import TOPICS, Topic
-from churnstream.topics import ensure_topics
+from foundation import UserError
+from foundation.catalog import TOPICS, Topic
+from foundation.topics import ensure_topics
 from generator import ledger as ledger_mod
 from generator.config import GeneratorConfig, Stats
 from generator.drive import StreamResult, add_counts, drive, sent_counts, topic_counts

@@ -7,7 +7,7 @@ import struct
 import urllib.error
 import urllib.request
 
-from churnstream import UserError
+from foundation import UserError
 
 MAGIC = b"\x00"
 

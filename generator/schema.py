@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from churnstream import UserError
-from churnstream.catalog import SCHEMA_DIR
-from churnstream.catalog import SOURCES as ENTITY_TOPICS
+from foundation import UserError
+from foundation.catalog import SCHEMA_DIR
+from foundation.catalog import SOURCES as ENTITY_TOPICS
 
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 

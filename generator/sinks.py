@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from churnstream import UserError
+from foundation import UserError
 
 log = logging.getLogger("churnstream.generator")
 

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import orjson
 
-from churnstream import UserError
-from churnstream.catalog import ACTIVITY, DETAILS, OFFERS
+from foundation import UserError
+from foundation.catalog import ACTIVITY, DETAILS, OFFERS
 from generator.clock import ENTITY_LEAD_MS, make_clock
 from generator.config import GeneratorConfig, Record, Stats
 from generator.model import ActivityTables, Customers, offer_popularity, offers

@@ -15,7 +15,7 @@ import string
 from pathlib import Path
 from typing import Callable
 
-from churnstream import UserError
+from foundation import UserError
 
 try:  # Python 3.11+ keeps the regex parser here
     import re._parser as sre_parse

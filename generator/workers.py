@@ -11,7 +11,7 @@ import queue as queue_mod
 import signal
 import time
 
-from churnstream import UserError
+from foundation import UserError
 from generator.drive import StreamResult, add_counts, drive, sent_counts, topic_counts
 from generator.plan import LoadPlan
 from generator.progress import PROGRESS_TTY_S, Progress, StopSignal

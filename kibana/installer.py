@@ -22,8 +22,8 @@ import urllib.error
 import urllib.request
 import uuid
 
-from churnstream import UserError
-from churnstream.settings import Settings
+from foundation import UserError
+from foundation.settings import Settings
 from kibana import saved_objects
 from kibana.templates import install_templates
 

@@ -66,7 +66,7 @@ class Bucket:
 class Panel:
     id: str                   # stable slug: saved object ids and HTML anchors derive from it
     title: str
-    index: str                # key of churnstream.catalog.INDEX
+    index: str                # key of foundation.catalog.INDEX
     chart: str                # one of CHARTS
     metrics: tuple[Metric, ...]
     buckets: tuple[Bucket, ...] = ()

@@ -11,8 +11,8 @@ import html
 import math
 from datetime import datetime, timezone
 
-from churnstream.settings import Settings
-from churnstream.catalog import INDEX
+from foundation.settings import Settings
+from foundation.catalog import INDEX
 from kibana import panels as P
 from kibana.saved_objects import DASHBOARD_TITLE
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from churnstream.settings import Settings
-from churnstream.catalog import INDEX
+from foundation.settings import Settings
+from foundation.catalog import INDEX
 from kibana.panels import PANELS, Bucket, Metric, Panel
 
 NDJSON_PATH = Path(__file__).resolve().parent / "saved_objects.ndjson"
@@ -39,7 +39,7 @@ DATA_TYPES = {"keyword": "string", "date": "date", "boolean": "boolean", "intege
 
 
 def kibana_version() -> str:
-    from churnstream.versions import versions
+    from foundation.versions import versions
 
     return versions().kibana
 

@@ -1,5 +1,5 @@
 """Composable index templates with explicit mappings for every index the Flink job writes
-(the indices and their field types are churnstream.catalog's).
+(the indices and their field types are foundation.catalog's).
 
 Dates are `date`, categories `keyword`, numbers their real type, pseudonymised ids `keyword`.
 `dynamic: strict` makes a field the job writes without a mapping fail loudly instead of being
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from churnstream.catalog import INDEX
-from churnstream.settings import Settings
+from foundation.catalog import INDEX
+from foundation.settings import Settings
 
 log = logging.getLogger("churnstream.kibana")
 

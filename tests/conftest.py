@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from churnstream.settings import Settings
+from foundation.settings import Settings
 
 
 def pytest_collection_modifyitems(items):
@@ -34,9 +34,9 @@ def base_settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(base_settings):
     """Local settings pointing at the running stack, with a per-session topic/index prefix."""
-    from churnstream.localstack import stack as local_stack
-    from churnstream.catalog import TOPICS
-    from churnstream.topics import delete_topics, ensure_topics
+    from foundation.localstack import stack as local_stack
+    from foundation.catalog import TOPICS
+    from foundation.topics import delete_topics, ensure_topics
 
     was_running = all(r["ready"] for r in local_stack.status(base_settings))
     local = local_stack.up(base_settings)
@@ -67,7 +67,7 @@ PIPELINE_START_MS = 1_767_225_600_000   # 2026-01-01T00:00:00Z
 @pytest.fixture(scope="session")
 def pipeline_run(stack):
     from churnstream.expected import compute
-    from churnstream.pii import hash_key
+    from foundation.pii import hash_key
     from flink_jobs import pipeline
     from flink_jobs.options import JobOptions
     from generator import GeneratorConfig, expected_records, produce

@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from churnstream.settings import Settings
+from foundation.settings import Settings
 from flink_jobs import params, pipeline, sql_runner
 from flink_jobs.options import JobOptions
 

@@ -94,9 +94,9 @@ def avro_run(stack):
     from fastavro import schemaless_writer
 
     from churnstream.expected import compute
-    from churnstream.pii import hash_key
-    from churnstream.catalog import TOPICS
-    from churnstream.topics import delete_topics, ensure_topics
+    from foundation.pii import hash_key
+    from foundation.catalog import TOPICS
+    from foundation.topics import delete_topics, ensure_topics
     from flink_jobs import pipeline
     from flink_jobs.options import JobOptions
     from generator import GeneratorConfig, produce
@@ -156,7 +156,7 @@ def test_every_index_matches_the_model(avro_run):
 
 def test_undecodable_records_are_dead_letters_with_reason_and_bytes(avro_run):
     from churnstream.verify import fetch_all
-    from churnstream.catalog import index_names
+    from foundation.catalog import index_names
 
     settings, ledger, expected, undecodable = avro_run
     found = fetch_all(settings.es_client(), index_names(settings)["dead_letters"])

@@ -1,4 +1,4 @@
-"""The catalog (churnstream/catalog.py) against everything that must agree with it: the sink tables
+"""The catalog (foundation/catalog.py) against everything that must agree with it: the sink tables
 in sql/sinks.sql, the statement set in sql/pipeline.sql, the SQL parameters, the recomputation's
 rules. Adding an index is one catalog entry, its view and its INSERT: these tests name what is
 missing."""
@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from churnstream import catalog
-from churnstream.catalog import INDEX, INDICES, Bands
-from churnstream.settings import Settings
+from foundation import catalog
+from foundation.catalog import INDEX, INDICES, Bands
+from foundation.settings import Settings
 from flink_jobs import sql_runner
 from flink_jobs.options import JobOptions
 from flink_jobs.params import SQL_DIR, build

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from churnstream import PROJECT_ROOT
-from churnstream.versions import versions
+from foundation import PROJECT_ROOT
+from foundation.versions import versions
 
 ROOT = PROJECT_ROOT
 
@@ -557,7 +557,7 @@ def test_dockerfile_builds_one_image_with_python_pyflink_and_the_connector_jars(
     assert 'ARG PYTHON_VERSION=3.11' in build and 'uv venv --python "${PYTHON_VERSION}" /opt/venv' in build
     assert "uv pip install --no-cache -r pyproject.toml" in build        # the exact pins of the project
     assert "uv pip install --no-cache --no-deps -e ." in build            # the churnstream console script
-    assert "from churnstream.artifacts import connector_jars" in build    # same resolver as `churnstream fetch`
+    assert "from foundation.artifacts import connector_jars" in build    # same resolver as `churnstream fetch`
     # Everything built with Maven at run time elsewhere is built here: the final image has no Maven.
     assert all(f"{fn}(s)" in build for fn in ("connector_jars", "udf_jar", "schema_registry_app"))
     assert "maven" in build and "maven" not in final and "build-essential" not in final
@@ -603,7 +603,7 @@ def test_the_build_uses_a_pinned_maven_39_not_ubuntus():
 @pytest.mark.integration
 def test_install_maven_installs_the_pinned_maven_and_refuses_another_checksum(tmp_path):
     """docker/install_maven.sh as the image build runs it, with this machine's Maven as the fetcher."""
-    from churnstream.artifacts import java_home
+    from foundation.artifacts import java_home
 
     version, sha512 = _pinned_maven()
     env = dict(os.environ, JAVA_HOME=str(java_home()))

@@ -21,7 +21,7 @@ FEED = dict(customers=1_000, offers=20, start_ms=1_767_225_600_000, events_per_s
 
 
 def fault_settings(base, name, tmp_path):
-    from churnstream.topics import ensure_topics
+    from foundation.topics import ensure_topics
     from kibana.templates import install_templates
 
     s = base.with_(topic_prefix=f"{base.topic_prefix}{name}-", index_prefix=f"{base.index_prefix}{name}-",
@@ -48,7 +48,7 @@ def assert_exact(reports, note=""):
 
 
 def test_job_killed_hard_mid_stream_resumes_from_checkpoint_without_loss_or_duplicates(stack, tmp_path):
-    from churnstream.catalog import index_names
+    from foundation.catalog import index_names
     from generator import GeneratorConfig, produce
 
     s = fault_settings(stack, "kill", tmp_path)

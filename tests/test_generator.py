@@ -11,7 +11,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from churnstream import PROJECT_ROOT, UserError
+from foundation import PROJECT_ROOT, UserError
 from churnstream.cli import main
 from generator import GeneratorConfig, Record, expected_records, generate, produce
 from generator.ratelimit import RateProfile, TokenBucket
@@ -293,8 +293,8 @@ def test_library_validates_config():
 @pytest.fixture
 def sub_stack(stack, request):
     """The session stack with a per-test topic prefix; this test's topics are deleted afterwards."""
-    from churnstream.catalog import TOPICS
-    from churnstream.topics import delete_topics
+    from foundation.catalog import TOPICS
+    from foundation.topics import delete_topics
 
     settings = stack.with_(topic_prefix=f"{stack.topic_prefix}{request.node.name[5:15]}-")
     yield settings

@@ -16,7 +16,7 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import validate
 
-from churnstream import UserError
+from foundation import UserError
 from generator import GeneratorConfig, generate
 from generator.values import Context, Pools, compile_record
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from churnstream import PROJECT_ROOT
+from foundation import PROJECT_ROOT
 from generator import GeneratorConfig, expected_records
 
 START = 1_767_225_600_000   # 2026-01-01T00:00:00Z

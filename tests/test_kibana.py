@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from churnstream import PROJECT_ROOT, UserError
-from churnstream.catalog import INDEX
-from churnstream.settings import Settings
+from foundation import PROJECT_ROOT, UserError
+from foundation.catalog import INDEX
+from foundation.settings import Settings
 from kibana import panels as P
 from kibana import report, saved_objects
 from kibana.templates import index_settings, template_body

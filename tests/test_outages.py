@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from churnstream.localstack import process
-from churnstream.localstack import stack as local_stack
-from churnstream.localstack.elasticsearch import ElasticsearchServer
-from churnstream.localstack.kafka import KafkaServer
-from churnstream.settings import Settings
+from foundation.localstack import process
+from foundation.localstack import stack as local_stack
+from foundation.localstack.elasticsearch import ElasticsearchServer
+from foundation.localstack.kafka import KafkaServer
+from foundation.settings import Settings
 from faultkit import (close_event_time, job, kill, messages_in_kafka, records_in_kafka, settle, wait_for_docs,
                       wait_for_line)
 from test_faults import FEED, assert_exact, expected_for, fault_settings
@@ -127,7 +127,7 @@ def test_broker_stopped_30s_under_load_generator_retries_and_job_resumes(outage_
 
 
 def test_elasticsearch_stopped_60s_job_backs_off_and_catches_up(outage_stack, tmp_path):
-    from churnstream.catalog import index_names
+    from foundation.catalog import index_names
     from generator import GeneratorConfig, produce
 
     s = fault_settings(outage_stack, "es", tmp_path)
@@ -165,7 +165,7 @@ def _generate(s, ledger_file: Path, *flags) -> subprocess.Popen:
 
 
 def test_generator_interrupted_mid_run_reports_exactly_what_kafka_holds(outage_stack, tmp_path):
-    from churnstream.topics import ensure_topics
+    from foundation.topics import ensure_topics
 
     s = outage_stack.with_(topic_prefix="genkill-")
     ensure_topics(s)
@@ -189,7 +189,7 @@ def test_generator_interrupted_mid_run_reports_exactly_what_kafka_holds(outage_s
 
 def test_generator_killed_hard_never_reported_more_than_kafka_holds(outage_stack, tmp_path):
     """SIGKILL leaves no ledger; the last progress line (acked=N) is a lower bound of what Kafka holds."""
-    from churnstream.topics import ensure_topics
+    from foundation.topics import ensure_topics
 
     s = outage_stack.with_(topic_prefix="genkill9-")
     ensure_topics(s)

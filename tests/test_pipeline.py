@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from churnstream.verify import fetch_all, format_reports, verify
-from churnstream.catalog import index_names
+from foundation.catalog import index_names
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from churnstream.settings import Settings
+from foundation.settings import Settings
 from flink_jobs import pipeline, sql_runner
 from flink_jobs.options import JobOptions
 
@@ -70,7 +70,7 @@ def test_a_child_of_a_loopback_run_still_starts_its_gateway():
     import subprocess
     import sys
 
-    code = ("from churnstream.settings import Settings; from flink_jobs import pipeline; "
+    code = ("from foundation.settings import Settings; from flink_jobs import pipeline; "
             "t = pipeline.table_env(Settings.from_env()); print(t.execute_sql('SELECT 1 + 1').collect().next()[0])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, PYFLINK_GATEWAY_DISABLED="true"))

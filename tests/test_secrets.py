@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from churnstream import PROJECT_ROOT
-from churnstream.settings import Settings
+from foundation import PROJECT_ROOT
+from foundation.settings import Settings
 
 SECRET_NAME = re.compile(r"(?i)(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|encryption[_-]?key|"
                          r"hash[_-]?key|credentials?)")
@@ -94,7 +94,7 @@ def repo_files() -> list[str]:
 
 def test_no_secret_literal_in_the_repository():
     files = repo_files()
-    assert len(files) > 50 and "churnstream/settings.py" in files
+    assert len(files) > 50 and "foundation/settings.py" in files
     findings = [f"{rel}: {f}" for rel in files for f in scan_file(PROJECT_ROOT / rel)
                 if (rel, f.split(": ", 1)[1]) not in ALLOW]
     assert findings == []

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from churnstream import UserError
-from churnstream.health import require_elasticsearch, require_kafka
-from churnstream.localstack import process
-from churnstream.localstack.elasticsearch import ElasticsearchServer, EsSecurity
-from churnstream.localstack.kafka import KafkaSecurity, KafkaServer, make_tls
-from churnstream.settings import Settings
-from churnstream.catalog import Topic
-from churnstream.topics import ensure_topics
+from foundation import UserError
+from foundation.health import require_elasticsearch, require_kafka
+from foundation.localstack import process
+from foundation.localstack.elasticsearch import ElasticsearchServer, EsSecurity
+from foundation.localstack.kafka import KafkaSecurity, KafkaServer, make_tls
+from foundation.settings import Settings
+from foundation.catalog import Topic
+from foundation.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from churnstream import PROJECT_ROOT
-from churnstream.localstack.flink_cluster import FlinkSessionCluster
+from foundation import PROJECT_ROOT
+from foundation.localstack.flink_cluster import FlinkSessionCluster
 from faultkit import close_event_time, messages_in_kafka, settle
 from flink_jobs.rest import ENDED, FlinkRest
 from test_faults import FEED, assert_exact, expected_for, fault_settings
@@ -38,7 +38,7 @@ def compose_flink() -> tuple[dict[str, str], str]:
 
 def test_a_job_for_a_session_cluster_runs_its_python_functions_in_the_taskmanager():
     """No loopback worker pool for a remote target: the job would call back into its client."""
-    from churnstream.settings import Settings
+    from foundation.settings import Settings
     from flink_jobs.pipeline import table_env
 
     s = Settings.from_env()

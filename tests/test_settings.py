@@ -1,7 +1,7 @@
 import pytest
 
-from churnstream import UserError
-from churnstream.settings import Settings
+from foundation import UserError
+from foundation.settings import Settings
 
 
 def test_environment_overrides_defaults_with_types():
@@ -40,7 +40,7 @@ def test_log_lines_go_to_the_current_stderr_even_after_it_was_swapped(monkeypatc
     import io
     import logging
 
-    from churnstream.logs import configure
+    from foundation.logs import configure
 
     first = io.StringIO()
     monkeypatch.setattr("sys.stderr", first)

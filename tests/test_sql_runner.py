@@ -59,7 +59,7 @@ def test_broken_scripts_are_errors(text, message):
 
 
 def test_project_sql_files_parse_with_the_job_parameters():
-    from churnstream.settings import Settings
+    from foundation.settings import Settings
     from flink_jobs import params, pipeline
     from flink_jobs.options import JobOptions
 

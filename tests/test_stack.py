@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from churnstream.localstack import process
-from churnstream.localstack import stack as local_stack
-from churnstream.settings import Settings
-from churnstream.versions import versions
+from foundation.localstack import process
+from foundation.localstack import stack as local_stack
+from foundation.settings import Settings
+from foundation.versions import versions
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +44,8 @@ def test_broker_is_apache_kafka_in_kraft_mode(stack, base_settings):
 
 def test_produce_and_consume_round_trip(stack):
     from confluent_kafka import Consumer, Producer
-    from churnstream.catalog import Topic
-    from churnstream.topics import ensure_topics
+    from foundation.catalog import Topic
+    from foundation.topics import ensure_topics
 
     topic = stack.topic("probe")
     ensure_topics(stack, [Topic("probe", 2)])
@@ -176,7 +176,7 @@ def _registry_keeps_schemas_across_a_restart(s: Settings) -> None:
     import json
     import urllib.request
 
-    from churnstream.localstack.schema_registry import SchemaRegistryServer
+    from foundation.localstack.schema_registry import SchemaRegistryServer
     from generator.registry import register
 
     url = local_stack.local_settings(s).schema_registry_url

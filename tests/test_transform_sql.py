@@ -133,7 +133,7 @@ def test_a_resent_activity_counts_once_as_its_first_copy(h):
 
 
 def test_pii_is_pseudonymised(enriched):
-    from churnstream.pii import pseudonym
+    from foundation.pii import pseudonym
 
     row = enriched["c1-0"]
     assert row["email_hash"] == pseudonym(b"test-key", "c1@example.com")

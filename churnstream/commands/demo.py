@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from churnstream import UserError
+from foundation import UserError
 
 log = logging.getLogger("churnstream.demo")
 
@@ -29,13 +29,13 @@ def add_parser(sub) -> None:
 
 def run(args, settings) -> int:
     from churnstream.expected import compute
-    from churnstream.localstack import stack
-    from churnstream.pii import hash_key
-    from churnstream.catalog import TOPICS
-    from churnstream.topics import delete_topics, ensure_topics
+    from foundation.localstack import stack
+    from foundation.pii import hash_key
+    from foundation.catalog import TOPICS
+    from foundation.topics import delete_topics, ensure_topics
     from churnstream.verify import format_reports, verify
     from flink_jobs import pipeline
-    from churnstream.catalog import index_names
+    from foundation.catalog import index_names
     from flink_jobs.options import JobOptions
     from generator import GeneratorConfig, expected_records, produce
     from kibana.templates import install_templates

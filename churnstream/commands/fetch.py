@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
 
 
 def run(args, settings) -> int:
-    from churnstream.artifacts import fetch_all
+    from foundation.artifacts import fetch_all
 
     for key, path in fetch_all(settings).items():
         print(f"{key:<16} {path}")

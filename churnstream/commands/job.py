@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from churnstream import UserError
+from foundation import UserError
 from flink_jobs.options import JobOptions
 from flink_jobs.rest import JOB_NAME, FlinkRest
 
@@ -67,7 +67,7 @@ def options_from_args(args) -> JobOptions:
 
 
 def run(args, settings) -> int:
-    from churnstream.health import (require_elasticsearch, require_flink, require_kafka, require_schema_registry,
+    from foundation.health import (require_elasticsearch, require_flink, require_kafka, require_schema_registry,
                                     require_topics)
     from flink_jobs import pipeline
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from churnstream import UserError
+from foundation import UserError
 
 
 def install(args, settings) -> int:
@@ -28,7 +28,7 @@ def install(args, settings) -> int:
 
 
 def report(args, settings) -> int:
-    from churnstream.health import require_elasticsearch
+    from foundation.health import require_elasticsearch
     from kibana.report import render
 
     require_elasticsearch(settings)

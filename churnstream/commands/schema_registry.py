@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
 
 
 def run(args, settings) -> int:
-    from churnstream.localstack.schema_registry import command
+    from foundation.localstack.schema_registry import command
 
     cmd, env = command(settings, host=args.host)
     os.execve(cmd[0], cmd, env)

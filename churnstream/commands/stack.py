@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
 
 
 def run(args, settings) -> int:
-    from churnstream.localstack import stack
+    from foundation.localstack import stack
 
     if args.action == "up":
         local = stack.up(settings)

@@ -9,8 +9,8 @@ def add_parser(sub) -> None:
 
 
 def run(args, settings) -> int:
-    from churnstream.health import require_kafka
-    from churnstream.topics import ensure_topics
+    from foundation.health import require_kafka
+    from foundation.topics import ensure_topics
 
     require_kafka(settings)
     created = ensure_topics(settings)

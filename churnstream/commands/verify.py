@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from churnstream import UserError
+from foundation import UserError
 
 
 def add_parser(sub) -> None:
@@ -15,8 +15,8 @@ def add_parser(sub) -> None:
 
 def run(args, settings) -> int:
     from churnstream.expected import compute
-    from churnstream.health import require_elasticsearch
-    from churnstream.pii import hash_key
+    from foundation.health import require_elasticsearch
+    from foundation.pii import hash_key
     from churnstream.verify import format_reports, verify
     from flink_jobs.options import JobOptions
     from generator import expected_records

@@ -8,7 +8,7 @@
   source of truth for the records).
 - The business rules' numbers: risk tiers, customer bands, what "high risk" and "high value" mean.
 
-Who reads it: churnstream.topics (creation), the generator, flink_jobs.params (SQL parameters:
+Who reads it: foundation.topics (creation), the generator, flink_jobs.params (SQL parameters:
 the SQL turns a Bands into a CASE with ${name:bands(expr)}), kibana (templates, data views),
 the print sink, verify, and the plain-Python recomputation (its own logic, these numbers).
 tests/test_catalog.py checks sql/sinks.sql against INDICES, as kibana/panels.py is checked.
@@ -20,8 +20,8 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 
-from churnstream import PROJECT_ROOT
-from churnstream.settings import Settings
+from foundation import PROJECT_ROOT
+from foundation.settings import Settings
 
 SCHEMA_DIR = PROJECT_ROOT / "avro_schemas"
 

@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from churnstream import PROJECT_ROOT, UserError
+from foundation import PROJECT_ROOT, UserError
 
 SECRET = {"secret": True}
 

@@ -1,12 +1,12 @@
-"""The project's Kafka topics (churnstream.catalog.TOPICS), created idempotently with their partitions and cleanup policy."""
+"""The project's Kafka topics (foundation.catalog.TOPICS), created idempotently with their partitions and cleanup policy."""
 
 from __future__ import annotations
 
 import logging
 
-from churnstream import UserError
-from churnstream.catalog import TOPICS
-from churnstream.settings import Settings
+from foundation import UserError
+from foundation.catalog import TOPICS
+from foundation.settings import Settings
 
 log = logging.getLogger("churnstream.topics")
 

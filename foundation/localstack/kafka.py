@@ -17,10 +17,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from churnstream import UserError
-from churnstream.artifacts import bundles, fetch_bundle, java_home
-from churnstream.localstack import process
-from churnstream.settings import SASL_MECHANISMS, Settings
+from foundation import UserError
+from foundation.artifacts import bundles, fetch_bundle, java_home
+from foundation.localstack import process
+from foundation.settings import SASL_MECHANISMS, Settings
 
 log = logging.getLogger("churnstream.stack")
 

@@ -6,7 +6,7 @@ import functools
 import tomllib
 from dataclasses import dataclass
 
-from churnstream import PROJECT_ROOT
+from foundation import PROJECT_ROOT
 
 MANIFEST = PROJECT_ROOT / "versions.toml"
 

@@ -19,11 +19,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from churnstream import UserError
-from churnstream.artifacts import bundles, fetch_bundle, java_home
-from churnstream.localstack import process
-from churnstream.settings import Settings
-from churnstream.versions import versions
+from foundation import UserError
+from foundation.artifacts import bundles, fetch_bundle, java_home
+from foundation.localstack import process
+from foundation.settings import Settings
+from foundation.versions import versions
 
 log = logging.getLogger("churnstream.stack")
 

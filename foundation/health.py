@@ -10,8 +10,8 @@ import urllib.error
 import urllib.request
 import warnings
 
-from churnstream import UserError
-from churnstream.settings import Settings
+from foundation import UserError
+from foundation.settings import Settings
 
 
 class _Collect(logging.Handler):
@@ -142,7 +142,7 @@ def require_flink(settings: Settings, timeout: float = 5.0) -> None:
 
 def require_schema_registry(settings: Settings, timeout: float = 5.0) -> None:
     """--format avro: the Confluent-compatible registry answers (the job looks writer schemas up there)."""
-    from churnstream.localstack.schema_registry import url as local_url
+    from foundation.localstack.schema_registry import url as local_url
 
     url = settings.schema_registry_url
     if not url:
@@ -169,7 +169,7 @@ def require_topics(settings: Settings, timeout: float = 10.0) -> None:
     (UnknownTopicOrPartitionException) instead of failing once."""
     from confluent_kafka.admin import AdminClient
 
-    from churnstream.catalog import TOPICS
+    from foundation.catalog import TOPICS
 
     existing = set(AdminClient(settings.kafka_client_config()).list_topics(timeout=timeout).topics)
     missing = [settings.topic(t.name) for t in TOPICS if settings.topic(t.name) not in existing]

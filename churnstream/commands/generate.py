@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from churnstream import UserError
+from foundation import UserError
 
 # GeneratorConfig field -> the flag that sets it, so config errors name what the user typed
 FLAGS = {"activities": "--count", "events_per_second": "--eps", "customer_update_rate": "--update-rate",

@@ -19,8 +19,8 @@ import os
 import urllib.request
 from pathlib import Path
 
-from churnstream.artifacts import java_home
-from churnstream.localstack import process
+from foundation.artifacts import java_home
+from foundation.localstack import process
 
 log = logging.getLogger("churnstream.stack")
 

@@ -6,12 +6,12 @@ import logging
 import time
 from pathlib import Path
 
-from churnstream.localstack import process
-from churnstream.localstack.elasticsearch import ElasticsearchServer
-from churnstream.localstack.kafka import KafkaServer
-from churnstream.localstack.schema_registry import SchemaRegistryServer, url as registry_url
-from churnstream.settings import Settings
-from churnstream.topics import ensure_topics
+from foundation.localstack import process
+from foundation.localstack.elasticsearch import ElasticsearchServer
+from foundation.localstack.kafka import KafkaServer
+from foundation.localstack.schema_registry import SchemaRegistryServer, url as registry_url
+from foundation.settings import Settings
+from foundation.topics import ensure_topics
 
 log = logging.getLogger("churnstream.stack")
 

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from churnstream import UserError
+from foundation import UserError
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

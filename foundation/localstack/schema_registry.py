@@ -14,9 +14,9 @@ import os
 import urllib.request
 from pathlib import Path
 
-from churnstream.artifacts import java_home, schema_registry_app
-from churnstream.localstack import process
-from churnstream.settings import Settings
+from foundation.artifacts import java_home, schema_registry_app
+from foundation.localstack import process
+from foundation.settings import Settings
 
 log = logging.getLogger("churnstream.stack")
 

@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-from churnstream.settings import Settings
+from foundation.settings import Settings
 
 
 def pseudonym(key: bytes, value: str | None) -> str | None:

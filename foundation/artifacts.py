@@ -17,9 +17,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from churnstream import PROJECT_ROOT, UserError
-from churnstream.settings import Settings
-from churnstream.versions import versions
+from foundation import PROJECT_ROOT, UserError
+from foundation.settings import Settings
+from foundation.versions import versions
 
 log = logging.getLogger("churnstream.fetch")
 
