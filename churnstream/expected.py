@@ -14,8 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from foundation import catalog
 from flink_jobs.options import JobOptions
+from foundation import catalog
+from foundation.pii import pseudonym
 
 ACTIVITY_TYPES = frozenset(catalog.activity_types())
 CHANNELS = frozenset(catalog.channels())
@@ -172,8 +173,6 @@ class Versions:
 
 
 def compute(records, opts: JobOptions, pii_key: bytes) -> Expected:
-    from foundation.pii import pseudonym
-
     customers, offers = Versions(), Versions()
     activities, dead = [], []
     seen: set[str] = set()   # activity ids already accepted: a later valid copy is a duplicate

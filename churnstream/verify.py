@@ -11,8 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from foundation.catalog import date_fields, index_names
+from elasticsearch import helpers
+
 from churnstream.expected import Expected
+from foundation.catalog import date_fields, index_names
 from foundation.settings import Settings
 
 # Timestamps are compared as instants: the job and the recomputation write them in different forms.
@@ -81,8 +83,6 @@ def compare_dead_letters(index: str, expected: list[dict], found: list[tuple[str
 
 
 def fetch_all(es, index: str) -> list[tuple[str, dict]]:
-    from elasticsearch import helpers
-
     if not es.indices.exists(index=index):
         return []
     es.indices.refresh(index=index)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 
+from pyflink.java_gateway import get_gateway
+from pyflink.table.table_result import TableResult
+
 from flink_jobs.sql_runner import statement_set
 
 
@@ -44,8 +47,6 @@ def compile_plan(t_env, inserts: list[str]) -> dict:
 
 def execute(t_env, inserts: list[str], state_ttls: dict[tuple[str, str], str]):
     """Run the inserts as one job; ``state_ttls`` maps (node type, state name) to a TTL."""
-    from pyflink.java_gateway import get_gateway
-    from pyflink.table.table_result import TableResult
 
     plan = compile_plan(t_env, inserts)
     for (node_type, name), ttl in state_ttls.items():

@@ -9,15 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-from foundation import UserError, catalog
-from foundation.pii import hash_key, pseudonym
-from foundation.settings import Settings
+from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
+from pyflink.table.udf import udf
+
 from flink_jobs import compiled_plan
 from flink_jobs import params as job_params
 from flink_jobs import sql_runner
 from flink_jobs.jars import JobJars
 from flink_jobs.options import JobOptions
 from flink_jobs.rest import JOB_NAME, FlinkRest
+from foundation import UserError, catalog
+from foundation.pii import hash_key, pseudonym
+from foundation.settings import Settings
 
 log = logging.getLogger("churnstream.job")
 
@@ -28,9 +31,6 @@ PIPELINE = job_params.SQL_DIR / "pipeline.sql"
 
 
 def register_functions(t_env, key: bytes) -> None:
-    from pyflink.table import DataTypes
-    from pyflink.table.udf import udf
-
     # The key is captured in the function, not written into SQL, so it never shows in plans or logs.
     @udf(result_type=DataTypes.STRING(), deterministic=True)
     def pseudonymise(value):
@@ -71,7 +71,6 @@ _WORKER_MODE = "_python_worker_execution_mode"
 def table_env(settings: Settings, streaming: bool = True, jars: JobJars | None = None, ship_jars: bool = False):
     """A table environment for this job's SQL. ``ship_jars``: the connectors go with the job
     (pipeline.jars); without, only the client has our function (literal-row tests)."""
-    from pyflink.table import EnvironmentSettings, TableEnvironment
 
     jars = jars or JobJars.resolve(settings)
 

@@ -10,7 +10,11 @@ import urllib.error
 import urllib.request
 import warnings
 
+from confluent_kafka.admin import AdminClient
+
 from foundation import UserError
+from foundation.catalog import TOPICS
+from foundation.localstack.schema_registry import url as local_url
 from foundation.settings import Settings
 
 
@@ -50,7 +54,6 @@ def require_kafka(settings: Settings, timeout: float = 5.0) -> None:
     A rejected login or an untrusted certificate is reported as soon as librdkafka sees it (well
     under a second); nothing listening is reported after ``timeout``.
     """
-    from confluent_kafka.admin import AdminClient
 
     errors: list[str] = []
     logs = _Collect()
@@ -142,7 +145,6 @@ def require_flink(settings: Settings, timeout: float = 5.0) -> None:
 
 def require_schema_registry(settings: Settings, timeout: float = 5.0) -> None:
     """--format avro: the Confluent-compatible registry answers (the job looks writer schemas up there)."""
-    from foundation.localstack.schema_registry import url as local_url
 
     url = settings.schema_registry_url
     if not url:
@@ -167,9 +169,7 @@ def require_schema_registry(settings: Settings, timeout: float = 5.0) -> None:
 def require_topics(settings: Settings, timeout: float = 10.0) -> None:
     """Every project topic exists: a Flink source or sink on a missing topic restarts forever
     (UnknownTopicOrPartitionException) instead of failing once."""
-    from confluent_kafka.admin import AdminClient
 
-    from foundation.catalog import TOPICS
 
     existing = set(AdminClient(settings.kafka_client_config()).list_topics(timeout=timeout).topics)
     missing = [settings.topic(t.name) for t in TOPICS if settings.topic(t.name) not in existing]

@@ -233,6 +233,7 @@ class Settings:
         return props
 
     def es_client(self):
+        # Deferred: the client takes ~1.3 s to import, and every command loads Settings first.
         from elasticsearch import Elasticsearch
 
         auth = (self.es_username, self.es_password) if self.es_username else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from confluent_kafka.admin import AdminClient, NewTopic
+
 from foundation import UserError
 from foundation.catalog import TOPICS
 from foundation.settings import Settings
@@ -13,7 +15,6 @@ log = logging.getLogger("churnstream.topics")
 
 def ensure_topics(settings: Settings, specs=TOPICS) -> list[str]:
     """Create the missing topics; return the names created. Existing topics are left as they are."""
-    from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(settings.kafka_client_config())
     try:
@@ -39,8 +40,6 @@ def ensure_topics(settings: Settings, specs=TOPICS) -> list[str]:
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:
-    from confluent_kafka.admin import AdminClient
-
     admin = AdminClient(settings.kafka_client_config())
     for _, fut in admin.delete_topics(names, operation_timeout=30).items():
         try:

@@ -8,7 +8,10 @@ of the customer state, so batch(1) and batch(1024) give byte-identical output.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
+import random
 import time
 from dataclasses import dataclass
 
@@ -52,8 +55,6 @@ class ShardStream:
     """Activity events of one shard. batch(n) returns the records (plain tuples) of the next n activities."""
 
     def __init__(self, world, shard: int):
-        import random
-
         tune_malloc()
         cfg = world.config
         self.world, self.cfg, self.shard, self.shards = world, cfg, shard, cfg.shards
@@ -338,9 +339,6 @@ def tune_malloc() -> None:
         return
     _malloc_tuned = True
     try:
-        import ctypes
-        import ctypes.util
-
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         m_trim_threshold, m_top_pad = -1, -2
         libc.mallopt(m_trim_threshold, 256 << 20)

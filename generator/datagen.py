@@ -2,7 +2,6 @@
 
 Which keyword applies to which Avro type, and each keyword read into something a generator can use,
 with the same rules and the same refusals as the Java generator (`Generator.java`):
-
   options      array of values, or {"file": path, "encoding": "json" | "binary"}     every type
   iteration    {"start", "restart", "step", "initial"}            boolean, int, long, float, double, string
   range        {"min", "max"}: min inclusive, max exclusive         int, long, float, double
@@ -29,6 +28,8 @@ from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
 from typing import Callable
+
+from fastavro import schemaless_reader
 
 from foundation import UserError
 
@@ -135,7 +136,6 @@ def _json_values(path: Path, where: str) -> list:
 
 def _binary_values(path: Path, schema: dict, where: str) -> list:
     """A file of Avro binary datums one after the other (no container header)."""
-    from fastavro import schemaless_reader
 
     data = path.read_bytes()
     buf, out = BytesIO(data), []

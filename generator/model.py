@@ -14,6 +14,8 @@ import random
 from bisect import bisect
 from itertools import accumulate
 
+import numpy as np
+
 from generator.schema import Schema, field_annotations
 from generator.values import Context, Pools, compile_record
 
@@ -103,7 +105,6 @@ class Customers:
             self.band.append(0)
             self._derive(i, rng.uniform(-0.04, 0.04))
         # numpy mirrors for the vectorised activity loop (kept in step by _derive)
-        import numpy as np
 
         self.risk_np = np.array(self.risk, dtype=np.float64)
         self.band_np = np.array(self.band, dtype=np.int64)

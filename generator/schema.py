@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastavro import parse_schema
+from fastavro.validation import ValidationError, validate
+
 from foundation import UserError
 from foundation.catalog import SCHEMA_DIR
 from foundation.catalog import SOURCES as ENTITY_TOPICS
@@ -65,7 +68,6 @@ class Schema:
 
     def problems(self, record: dict) -> list[str]:
         """Why `record` does not match this schema (empty list = valid)."""
-        from fastavro.validation import ValidationError, validate
 
         try:
             validate(record, self.parsed, raise_errors=True, strict=True)
@@ -133,7 +135,6 @@ def _hashable(v):
 
 def load_schema(path: str | Path) -> Schema:
     """Parse one .avsc file; any problem becomes one sentence naming the file."""
-    from fastavro import parse_schema
 
     path = Path(path)
     try:

@@ -11,7 +11,11 @@ import base64
 import logging
 import sys
 import time
+from io import BytesIO
 from pathlib import Path
+
+import fastavro
+from confluent_kafka import KafkaException, Producer
 
 from foundation import UserError
 
@@ -44,7 +48,6 @@ def producer_config(settings) -> dict:
 
 def probe_kafka(settings, timeout: float = PROBE_TIMEOUT_S) -> None:
     """One sentence, within seconds, if the broker is not there."""
-    from confluent_kafka import KafkaException, Producer
 
     p = Producer({**settings.kafka_client_config(), "socket.connection.setup.timeout.ms": int(timeout * 1000),
                   "log_level": 0})
@@ -86,8 +89,6 @@ class KafkaSink(Sink):
     name = "kafka"
 
     def __init__(self, settings, topic_names: dict[str, str], headers: dict[str, bytes] | None = None):
-        from confluent_kafka import Producer
-
         super().__init__()
         self.topic_names = topic_names
         self.by_actual = {v: k for k, v in topic_names.items()}
@@ -224,10 +225,6 @@ class FileSink(Sink):
                     self._flush_avro(topic)
 
     def _flush_avro(self, topic: str) -> None:
-        from io import BytesIO
-
-        import fastavro
-
         rows = self.avro_rows.pop(topic, [])
         if not rows:
             return

@@ -11,12 +11,15 @@ timestamps differ between runs.
 from __future__ import annotations
 
 import random
+from io import BytesIO
 from typing import Iterator
 
 import orjson
+from fastavro import schemaless_writer
 
 from foundation import UserError
 from foundation.catalog import ACTIVITY, DETAILS, OFFERS
+from generator.activity import ShardStream
 from generator.clock import ENTITY_LEAD_MS, make_clock
 from generator.config import GeneratorConfig, Record, Stats
 from generator.model import ActivityTables, Customers, offer_popularity, offers
@@ -32,10 +35,6 @@ class Encoder:
             # orjson directly when no field can hold bytes (the common case): one call less per record
             self.encode = _json if "bytes" in str(schema.raw) or "fixed" in str(schema.raw) else orjson.dumps
         else:
-            from io import BytesIO
-
-            from fastavro import schemaless_writer
-
             buf, parsed = BytesIO(), schema.parsed
 
             def encode(d: dict) -> bytes:
@@ -144,7 +143,6 @@ def open_streams(config: GeneratorConfig, shards: list[int]):
     if config.schema_path:
         config.check()
         return [], Stats(), [GenericStream(config, s) for s in shards]
-    from generator.activity import ShardStream
 
     world = World(config)
     entities, stats = world.entity_records()

@@ -18,11 +18,13 @@ from typing import Callable
 from foundation import UserError
 
 try:  # Python 3.11+ keeps the regex parser here
-    import re._parser as sre_parse
     import re._constants as sre_c
+    import re._parser as sre_parse
 except ImportError:  # pragma: no cover
     import sre_constants as sre_c
     import sre_parse
+
+from fastavro import parse_schema
 
 from generator import datagen
 from generator.datagen import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN
@@ -45,6 +47,7 @@ class Pools:
     @property
     def fake(self):
         if self._fake is None:
+            # Deferred: importing Faker takes ~0.9 s here, and only schemas with a "faker" field need it.
             from faker import Faker
 
             self._fake = Faker(self.locale)
@@ -271,7 +274,6 @@ _BY_TYPE = {"null": _null, "boolean": _boolean, "int": _integer, "long": _intege
 
 def _parsed(node, ctx: Context, where: str) -> dict:
     """fastavro's form of one type node (for options read from Avro binary files)."""
-    from fastavro import parse_schema
 
     try:
         return parse_schema(node, named_schemas={})

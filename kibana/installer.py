@@ -22,6 +22,8 @@ import urllib.error
 import urllib.request
 import uuid
 
+from elasticsearch import Elasticsearch
+
 from foundation import UserError
 from foundation.settings import Settings
 from kibana import saved_objects
@@ -50,7 +52,6 @@ def es_client(settings: Settings):
     key = api_key(settings)
     if not key:
         return settings.es_client()
-    from elasticsearch import Elasticsearch
 
     return Elasticsearch(settings.es_url, api_key=key, request_timeout=30)
 

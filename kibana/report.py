@@ -11,9 +11,10 @@ import html
 import math
 from datetime import datetime, timezone
 
-from foundation.settings import Settings
 from foundation.catalog import INDEX
+from foundation.settings import Settings
 from kibana import panels as P
+from kibana.installer import es_client
 from kibana.saved_objects import DASHBOARD_TITLE
 
 PALETTE = ("#54B399", "#6092C0", "#D36086", "#9170B8", "#CA8EAE", "#D6BF57", "#B9A888", "#DA8B45",
@@ -328,8 +329,6 @@ def collect(settings: Settings, es=None) -> list[tuple[P.Panel, list[tuple] | st
 
 
 def render(settings: Settings, es=None) -> str:
-    from kibana.installer import es_client
-
     es = es or es_client(settings)
     results = collect(settings, es)
     counts = {}

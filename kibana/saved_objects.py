@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from foundation.settings import Settings
 from foundation.catalog import INDEX
+from foundation.settings import Settings
+from foundation.versions import versions
 from kibana.panels import PANELS, Bucket, Metric, Panel
 
 NDJSON_PATH = Path(__file__).resolve().parent / "saved_objects.ndjson"
@@ -39,8 +40,6 @@ DATA_TYPES = {"keyword": "string", "date": "date", "boolean": "boolean", "intege
 
 
 def kibana_version() -> str:
-    from foundation.versions import versions
-
     return versions().kibana
 
 

@@ -19,6 +19,8 @@ import os
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from foundation.artifacts import java_home
 from foundation.localstack import process
 
@@ -59,7 +61,6 @@ class FlinkSessionCluster:
 
     def config(self) -> dict[str, object]:
         """The distribution's configuration, then the given properties, then this cluster's addresses."""
-        import yaml
 
         conf = flatten(yaml.safe_load((flink_dist() / "conf" / "config.yaml").read_text()) or {})
         conf.update(self.properties)
@@ -71,8 +72,6 @@ class FlinkSessionCluster:
         return conf
 
     def launch(self) -> None:
-        import yaml
-
         dist = flink_dist()
         conf_dir, lib_dir, log_dir = self.base / "conf", self.base / "lib", self.base / "log"
         for d in (conf_dir, lib_dir, log_dir):

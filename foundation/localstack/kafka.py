@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
 from foundation import UserError
 from foundation.artifacts import bundles, fetch_bundle, java_home
 from foundation.localstack import process
@@ -178,7 +180,6 @@ class KafkaServer:
     def ready(self) -> bool:
         if not process.port_open(self.s.kafka_port):
             return False
-        from confluent_kafka.admin import AdminClient
 
         try:
             md = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.s.kafka_port}"}).list_topics(timeout=2)
@@ -226,7 +227,6 @@ class KafkaServer:
 def _cluster_id() -> str:
     # Kafka's cluster ids are 16 random bytes, URL-safe base64 without padding (may start with "-":
     # pass it as --cluster-id=<id>, never as a separate argument).
-    import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
