@@ -46,7 +46,7 @@ dc run --rm --no-deps generator churnstream generate --count "$EVENTS" --rate 20
 deadline=$((SECONDS + TIMEOUT))
 es() { curl -fsS -u "elastic:${ELASTIC_PASSWORD}" "http://127.0.0.1:${ES_HOST_PORT:-9200}$1"; }
 indices=$(dc exec -T job python -c 'from foundation.settings import Settings
-from flink_jobs.params import index_names
+from foundation.catalog import index_names
 print(*index_names(Settings.from_env()).values())')
 for index in $indices; do
     count=0

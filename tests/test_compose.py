@@ -630,3 +630,15 @@ def test_smoke_script_runs_the_whole_path_and_always_cleans_up():
     assert all(p >= 0 for p in positions) and positions == sorted(positions), dict(zip(order, positions))
     assert re.search(r"^trap cleanup EXIT$", code, re.M) and "dc down -v" in code   # pass or fail
     assert "make_env.py --out" in code                   # its own throw-away secrets, never the user's .env
+
+
+def test_smoke_scripts_python_runs_here():
+    """The index list smoke.sh asks the job container for, run with this checkout's Python."""
+    from foundation.catalog import index_names
+    from foundation.settings import Settings
+
+    code = re.search(r"python -c '([^']*)'", (ROOT / "docker" / "smoke.sh").read_text()).group(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNSTREAM_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == list(index_names(Settings()).values())
