@@ -1,8 +1,7 @@
 """Where records go: Kafka (the load injector), stdout (--dry-run) or files (--out DIR).
 
-Every sink is a `Sink`: it takes batches of (topic, key, value, timestamp_ms, kind) tuples and an
-optional token bucket, and reports per-topic failures; none of them drops a record without counting
-it. The load driver talks to sinks only through that interface (send, flush, pending, close).
+Every sink takes batches of (topic, key, value, timestamp_ms, kind) tuples and an optional token
+bucket, and reports per-topic failures; none of them drops a record without counting it.
 """
 
 from __future__ import annotations
@@ -11,11 +10,7 @@ import base64
 import logging
 import sys
 import time
-from io import BytesIO
 from pathlib import Path
-
-import fastavro
-from confluent_kafka import KafkaException, Producer
 
 from foundation import UserError
 
@@ -48,6 +43,7 @@ def producer_config(settings) -> dict:
 
 def probe_kafka(settings, timeout: float = PROBE_TIMEOUT_S) -> None:
     """One sentence, within seconds, if the broker is not there."""
+    from confluent_kafka import KafkaException, Producer
 
     p = Producer({**settings.kafka_client_config(), "socket.connection.setup.timeout.ms": int(timeout * 1000),
                   "log_level": 0})
@@ -58,40 +54,16 @@ def probe_kafka(settings, timeout: float = PROBE_TIMEOUT_S) -> None:
                         "'churnstream stack up' or point CHURNSTREAM_KAFKA_BOOTSTRAP at a running broker.") from None
 
 
-class Sink:
-    """What the load driver needs from a destination.
-
-    `failed` counts records per logical topic that will never arrive; `errors` keeps the first few
-    reasons. Local sinks write synchronously, so nothing is ever pending for them.
-    """
-    name = "?"
-
-    def __init__(self):
-        self.failed: dict[str, int] = {}
-        self.errors: list[str] = []
-
-    def send(self, records: list[tuple], bucket=None) -> None:
-        raise NotImplementedError
-
-    def flush(self, timeout: float) -> int:
-        """Wait up to `timeout` seconds for what was sent; return how many records are still pending."""
-        return 0
-
-    def pending(self) -> int:
-        """Records handed over and not yet acknowledged (queued or in flight)."""
-        return 0
-
-    def close(self) -> None:
-        """Deliver or count everything sent so far and release the destination."""
-
-
-class KafkaSink(Sink):
+class KafkaSink:
     name = "kafka"
 
     def __init__(self, settings, topic_names: dict[str, str], headers: dict[str, bytes] | None = None):
-        super().__init__()
+        from confluent_kafka import Producer
+
         self.topic_names = topic_names
         self.by_actual = {v: k for k, v in topic_names.items()}
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
         self.headers = headers or {}       # Avro wire-format prefix per logical topic (schema registry)
         conf = producer_config(settings)
         conf["on_delivery"] = self._on_delivery
@@ -144,31 +116,22 @@ class KafkaSink(Sink):
                         continue
         poll(0)
 
-    def flush(self, timeout: float) -> int:
-        return self.p.flush(timeout) if self.p is not None else 0
-
-    def pending(self) -> int:
-        return len(self.p) if self.p is not None else 0
-
     def close(self) -> None:
-        if self.p is None:
-            return
         remaining = self.p.flush(FLUSH_TIMEOUT_S)
         if remaining:   # purge the rest so their delivery reports (as failures) are counted per topic
             self.p.purge()
             self.p.flush(5)
             self.errors.append(f"{remaining} messages were still undelivered after {FLUSH_TIMEOUT_S:.0f} s")
-        # Dropping the producer stops librdkafka's threads: a process about to fork workers must not hold them.
-        self.p = None
 
 
-class StdoutSink(Sink):
+class StdoutSink:
     """--dry-run: one tab-separated line per record: topic, key, timestamp_ms, kind, value."""
     name = "stdout"
 
     def __init__(self, fmt: str, out=None):
-        super().__init__()
         self.fmt, self.out = fmt, out or sys.stdout.buffer
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
 
     def send(self, records, bucket=None) -> None:
         write, take = self.out.write, (bucket.take if bucket is not None else None)
@@ -179,21 +142,16 @@ class StdoutSink(Sink):
                 value = base64.b64encode(value)
             write(b"%s\t%s\t%d\t%s\t%s\n" % (topic.encode(), key or b"", ts, kind.encode(), value))
 
-    def flush(self, timeout: float) -> int:
-        self.out.flush()
-        return 0
-
     def close(self) -> None:
         self.out.flush()
 
 
-class FileSink(Sink):
+class FileSink:
     """--out DIR: <topic>.jsonl (JSON), or <topic>.avro object container files (Avro) plus
     <topic>.rejects.jsonl for the malformed/invalid records a container file cannot hold."""
     name = "files"
 
     def __init__(self, out_dir: str, fmt: str, schemas: dict, suffix: str = ""):
-        super().__init__()
         self.dir = Path(out_dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +160,8 @@ class FileSink(Sink):
         self.fmt, self.schemas, self.suffix = fmt, schemas, suffix
         self.files: dict[str, object] = {}
         self.avro_rows: dict[str, list] = {}
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
 
     def _file(self, name: str):
         if name not in self.files:
@@ -225,6 +185,10 @@ class FileSink(Sink):
                     self._flush_avro(topic)
 
     def _flush_avro(self, topic: str) -> None:
+        from io import BytesIO
+
+        import fastavro
+
         rows = self.avro_rows.pop(topic, [])
         if not rows:
             return
@@ -235,12 +199,6 @@ class FileSink(Sink):
         with open(path, mode) as fo:
             fastavro.writer(fo, schema, dicts, codec="deflate")
 
-    def flush(self, timeout: float) -> int:
-        # Avro rows stay buffered: a container file is written in large blocks, at 10k rows or on close.
-        for f in self.files.values():
-            f.flush()
-        return 0
-
     def close(self) -> None:
         for topic in list(self.avro_rows):
             self._flush_avro(topic)
@@ -248,10 +206,5 @@ class FileSink(Sink):
             f.close()
 
 
-def open_sink(plan, suffix: str = "") -> Sink:
-    """The sink a load plan names; `suffix` keeps the files of several worker processes apart."""
-    if plan.sink == "kafka":
-        return KafkaSink(plan.settings, plan.topics, plan.headers)
-    if plan.sink == "stdout":
-        return StdoutSink(plan.config.format)
-    return FileSink(plan.out_dir, plan.config.format, plan.schemas(), suffix)
+def wait_until(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
