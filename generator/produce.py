@@ -9,7 +9,6 @@ the parent merges their counts into one ledger.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import signal
 import threading
 import sys
@@ -191,8 +190,7 @@ def produce(settings, config: GeneratorConfig, rate: float = 0, duration: float 
     if sink == "kafka":
         probe_kafka(settings)
         _ensure_topics(settings, logical)
-        registry = schema_registry or os.environ.get("CHURNSTREAM_SCHEMA_REGISTRY_URL") or \
-            getattr(settings, "schema_registry_url", "")
+        registry = schema_registry or settings.schema_registry_url
         if config.format == "avro" and registry:
             headers, registry_ids = _register(registry, config, topic_names)
 
