@@ -68,7 +68,7 @@ def options_from_args(args) -> JobOptions:
 
 def run(args, settings) -> int:
     from foundation.health import (require_elasticsearch, require_flink, require_kafka, require_schema_registry,
-                                    require_topics)
+                                   require_topics)
     from flink_jobs import pipeline
 
     opts = options_from_args(args)
