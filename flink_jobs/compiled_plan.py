@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 
-from pyflink.java_gateway import get_gateway
-from pyflink.table.table_result import TableResult
-
 from flink_jobs.sql_runner import statement_set
 
 
@@ -47,6 +44,9 @@ def compile_plan(t_env, inserts: list[str]) -> dict:
 
 def execute(t_env, inserts: list[str], state_ttls: dict[tuple[str, str], str]):
     """Run the inserts as one job; ``state_ttls`` maps (node type, state name) to a TTL."""
+    # PyFlink deferred, as in flink_jobs/pipeline.py (see the comment there).
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table.table_result import TableResult
 
     plan = compile_plan(t_env, inserts)
     for (node_type, name), ttl in state_ttls.items():

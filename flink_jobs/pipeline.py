@@ -9,18 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
-from pyflink.table.udf import udf
-
+from foundation import UserError, catalog
+from foundation.pii import hash_key, pseudonym
+from foundation.settings import Settings
 from flink_jobs import compiled_plan
 from flink_jobs import params as job_params
 from flink_jobs import sql_runner
 from flink_jobs.jars import JobJars
 from flink_jobs.options import JobOptions
 from flink_jobs.rest import JOB_NAME, FlinkRest
-from foundation import UserError, catalog
-from foundation.pii import hash_key, pseudonym
-from foundation.settings import Settings
 
 log = logging.getLogger("churnstream.job")
 
@@ -30,7 +27,14 @@ SINKS = job_params.SQL_DIR / "sinks.sql"
 PIPELINE = job_params.SQL_DIR / "pipeline.sql"
 
 
+# PyFlink is imported inside the functions that build a job, never at the top of this module: with
+# the imports at the top (and nothing else changed), the kill-and-resume test lost 168 of 189 window
+# results after the resume on a freshly started stack, on every run (bisected on 2 December; not
+# understood yet: see issue 20). Deferred, it passed on the same fresh stack.
 def register_functions(t_env, key: bytes) -> None:
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import udf
+
     # The key is captured in the function, not written into SQL, so it never shows in plans or logs.
     @udf(result_type=DataTypes.STRING(), deterministic=True)
     def pseudonymise(value):
@@ -71,6 +75,7 @@ _WORKER_MODE = "_python_worker_execution_mode"
 def table_env(settings: Settings, streaming: bool = True, jars: JobJars | None = None, ship_jars: bool = False):
     """A table environment for this job's SQL. ``ship_jars``: the connectors go with the job
     (pipeline.jars); without, only the client has our function (literal-row tests)."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
 
     jars = jars or JobJars.resolve(settings)
 
