@@ -9,17 +9,24 @@ the parent merges their counts into one ledger.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queue_mod
 import signal
-import threading
 import sys
+import threading
 import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from foundation import UserError
-from foundation.catalog import SOURCES
+from foundation.catalog import SOURCES, TOPICS, Topic
+from foundation.topics import ensure_topics
 from generator import ledger as ledger_mod
 from generator.config import GeneratorConfig, Stats
 from generator.ratelimit import RateProfile, TokenBucket
-from generator.sinks import FileSink, KafkaSink, StdoutSink, probe_kafka
+from generator.registry import register, wire_header
+from generator.schema import load_project_schemas, load_schema
+from generator.sinks import FileSink, KafkaSink, Sink, StdoutSink, probe_kafka
+from generator.stream import open_streams
 
 MAX_BATCH = 1024
 PROGRESS_TTY_S = 0.5
@@ -70,12 +77,6 @@ class Progress:
             self.stream.flush()
 
 
-def _pending(sink) -> int:
-    """Records handed to the producer and not yet acknowledged (queued or in flight)."""
-    producer = getattr(sink, "p", None)
-    return len(producer) if producer is not None else 0
-
-
 class _Stop:
     """Ctrl-C / SIGTERM ask the loop to stop at the next batch boundary (so the ledger stays exact)."""
 
@@ -115,59 +116,56 @@ def _run(streams, sink, profile: RateProfile, deadline: float | None, stop, tick
     return why
 
 
-def _sink_for(kind: str, settings, config: GeneratorConfig, topic_names, headers, out_dir, suffix=""):
-    if kind == "kafka":
-        return KafkaSink(settings, topic_names, headers)
-    if kind == "stdout":
-        return StdoutSink(config.format)
-    from generator.schema import load_project_schemas, load_schema
+@dataclass(frozen=True)
+class LoadPlan:
+    """A run decided before its first record: what to send, where to, how fast, for how long.
 
-    schemas = ({config.topic or load_schema(config.schema_path).name: load_schema(config.schema_path)}
-               if config.schema_path else load_project_schemas(config.schema_dir))
-    return FileSink(out_dir, config.format, schemas, suffix)
+    Built by `plan_load` (checks only) and completed by `prepare` (Kafka reachable, topics there,
+    schemas registered); worker processes receive it whole.
+    """
+    settings: object
+    config: GeneratorConfig
+    profile: RateProfile
+    duration: float | None
+    workers: int
+    sink: str
+    out_dir: str | None
+    topic_names: dict[str, str]
+    schema_registry: str | None = None
+    headers: dict[str, bytes] = field(default_factory=dict)      # Avro wire prefix per logical topic
+    registry_ids: dict[str, int] = field(default_factory=dict)
 
+    def open_sink(self, suffix: str = "") -> Sink:
+        if self.sink == "kafka":
+            return KafkaSink(self.settings, self.topic_names, self.headers)
+        if self.sink == "stdout":
+            return StdoutSink(self.config.format)
+        return FileSink(self.out_dir, self.config.format, _schemas(self.config, self.topic_names), suffix)
 
-def _worker(w: int, workers: int, settings, config: GeneratorConfig, profile: RateProfile, deadline_s,
-            sink_kind, topic_names, headers, out_dir, stop_event, queue) -> None:
-    """One worker process: its shards (s % workers == w) into its own sink; report counts to the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides when to stop
-    try:
-        from generator.stream import open_streams
+    def shards_of(self, worker: int) -> list[int]:
+        """A worker owns shards s with s % workers == worker (a shard owns its customers: order holds)."""
+        return [s for s in range(self.config.shards) if s % self.workers == worker]
 
-        _, _, streams = open_streams(config, [s for s in range(config.shards) if s % workers == w])
-        sink = _sink_for(sink_kind, settings, config, topic_names, headers, out_dir, f".w{w}")
-        stop = _Stop(stop_event)
-        deadline = None if deadline_s is None else time.monotonic() + deadline_s
-        last = [time.monotonic()]
-
-        def tick():
-            now = time.monotonic()
-            if now - last[0] >= PROGRESS_TTY_S:
-                last[0] = now
-                queue.put(("progress", w, _sent(streams), sum(sink.failed.values()), _pending(sink)))
-        t_start = time.monotonic()
-        why = _run(streams, sink, profile, deadline, stop, tick)
-        sink.close()
-        stats = ledger_mod.merge([s.finish_stats() for s in streams])
-        queue.put(("done", w, {"stats": stats, "failed": sink.failed, "errors": sink.errors, "why": why,
-                               "shard_j": {s.shard: s.j for s in streams}, "t0": t_start, "t1": time.monotonic()}))
-    except BaseException as e:  # noqa: BLE001 - report, never die silently
-        queue.put(("error", w, str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"))
+    def deadline(self) -> float | None:
+        return None if self.duration is None else time.monotonic() + self.duration
 
 
-def _sent(streams) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for s in streams:
-        for t, (n, _, _) in s.stats.topics.items():
-            out[t] = out.get(t, 0) + n
-    return out
+@dataclass
+class StreamResult:
+    """What one streaming process reports: its counts, failures and where each of its shards stopped."""
+    stats: Stats
+    failed: dict[str, int]
+    errors: list[str]
+    why: str
+    shard_j: dict[int, int]
+    t0: float
+    t1: float
 
 
-def produce(settings, config: GeneratorConfig, rate: float = 0, duration: float | None = None, workers: int = 1,
-            progress: bool | None = None, *, sink: str = "kafka", out_dir: str | None = None,
-            ramp_s: float = 0.0, burst_every_s: float = 0.0, burst_for_s: float = 0.0, burst_factor: float = 1.0,
-            schema_registry: str | None = None) -> dict:
-    """Generate `config` into Kafka (or stdout/files) and return the ledger dict."""
+def plan_load(settings, config: GeneratorConfig, rate: float = 0, duration: float | None = None, workers: int = 1,
+              *, sink: str = "kafka", out_dir: str | None = None, ramp_s: float = 0.0, burst_every_s: float = 0.0,
+              burst_for_s: float = 0.0, burst_factor: float = 1.0, schema_registry: str | None = None) -> LoadPlan:
+    """Check the options and fix the run's shape; touches no service."""
     if rate < 0:
         raise UserError("--rate must be >= 0 (0 means as fast as possible).")
     if workers < 1:
@@ -177,102 +175,107 @@ def produce(settings, config: GeneratorConfig, rate: float = 0, duration: float 
     if config.activities < 0 and duration is None and config.shard_limits is None and sink != "kafka":
         raise UserError("an endless run (--count -1) to stdout or files needs --duration.")
     config = config.replace(shards=max(config.shards, workers)).check()
-    if progress is None:
-        progress = sys.stderr.isatty()
-    profile = RateProfile(rate, ramp_s, burst_every_s, burst_for_s, burst_factor)
-
-    from generator.stream import open_streams
-
-    logical = [config.topic or _stem(config.schema_path)] if config.schema_path else \
-        list(SOURCES)
+    logical = [config.topic or Path(config.schema_path).stem] if config.schema_path else list(SOURCES)
     topic_names = {t: settings.topic(t) if settings is not None else t for t in logical}
-    headers, registry_ids = {}, {}
-    if sink == "kafka":
-        probe_kafka(settings)
-        _ensure_topics(settings, logical)
-        registry = schema_registry or settings.schema_registry_url
-        if config.format == "avro" and registry:
-            headers, registry_ids = _register(registry, config, topic_names)
+    registry = schema_registry or (settings.schema_registry_url if settings is not None else None)
+    return LoadPlan(settings, config, RateProfile(rate, ramp_s, burst_every_s, burst_for_s, burst_factor),
+                    duration, workers, sink, out_dir, topic_names, registry)
 
+
+def prepare(plan: LoadPlan) -> LoadPlan:
+    """For Kafka: the broker answers, the topics exist, and Avro schemas are registered (wire prefixes)."""
+    if plan.sink != "kafka":
+        return plan
+    probe_kafka(plan.settings)
+    known = {t.name: t for t in TOPICS}
+    ensure_topics(plan.settings, [known.get(t, Topic(t, 1)) for t in plan.topic_names])
+    if plan.config.format != "avro" or not plan.schema_registry:
+        return plan
+    schemas = _schemas(plan.config, plan.topic_names)
+    ids = {t: register(plan.schema_registry, f"{name}-value", schemas[t].raw) for t, name in plan.topic_names.items()}
+    return replace(plan, headers={t: wire_header(i) for t, i in ids.items()}, registry_ids=ids)
+
+
+def produce(settings, config: GeneratorConfig, rate: float = 0, duration: float | None = None, workers: int = 1,
+            progress: bool | None = None, **options) -> dict:
+    """Generate `config` into Kafka (or stdout/files) and return the ledger dict.
+
+    `options` are plan_load's keywords (sink, out_dir, ramp_s, burst_*, schema_registry)."""
+    plan = prepare(plan_load(settings, config, rate, duration, workers, **options))
+    prog = Progress(sys.stderr.isatty() if progress is None else bool(progress))
     t0 = time.monotonic()
-    prog = Progress(bool(progress))
     stop = _Stop()
     restore = stop.install()
     try:
-        # 1. the snapshot of customers and offers, acknowledged before any activity is sent
-        entities, entity_stats, streams = open_streams(config, list(range(config.shards)) if workers == 1 else [])
-        main_sink = _sink_for(sink, settings, config, topic_names, headers, out_dir)
-        if entities:
-            main_sink.send(entities)
-            if sink == "kafka":
-                main_sink.p.flush(60)
-                if sum(main_sink.failed.values()):
-                    raise UserError(f"Kafka rejected the customer/offer snapshot ({'; '.join(main_sink.errors[:2])}); "
-                                    "no activity was sent.")
+        entities, entity_stats, streams = open_streams(plan.config, plan.shards_of(0) if workers == 1 else [])
+        snapshot_sink = plan.open_sink()
+        _send_snapshot(plan, snapshot_sink, entities)
         prog.tick(_topic_counts(entity_stats), 0, force=True)
-        deadline = None if duration is None else time.monotonic() + duration
-        t_stream = time.monotonic()
-        # 2. activities
         if workers == 1:
-            why = _run(streams, main_sink, profile, deadline, stop,
-                       lambda: prog.tick(_merge_counts(entity_stats, _sent(streams)), sum(main_sink.failed.values()),
-                                         pending=_pending(main_sink)))
-            main_sink.close()
-            results = [{"stats": ledger_mod.merge([s.finish_stats() for s in streams]), "failed": {}, "errors": [],
-                        "why": why, "shard_j": {s.shard: s.j for s in streams}}]
+            results = [_stream(plan, snapshot_sink, streams, stop, lambda sent, failed, pending: prog.tick(
+                _merge_counts(entity_stats, sent), failed, pending=pending))]
         else:
-            main_sink.close()
-            if sink == "kafka":
-                main_sink.p = None   # destroy the parent's producer (and its threads) before forking
-            results = _run_workers(workers, settings, config, profile.scaled(1 / workers), duration, sink,
-                                   topic_names, headers, out_dir, stop, prog, entity_stats)
+            snapshot_sink.close()   # its producer threads must not be forked
+            results = _stream_in_workers(plan, stop, prog, entity_stats)
     finally:
         restore()
-    elapsed = time.monotonic() - t0
-    stream_elapsed = time.monotonic() - t_stream
-    if all("t0" in r for r in results):   # workers: from the first one streaming to the last one flushed
-        stream_elapsed = max(r["t1"] for r in results) - min(r["t0"] for r in results)
     prog.done()
-
-    stats = ledger_mod.merge([entity_stats] + [r["stats"] for r in results])
-    failed = dict(main_sink.failed)
-    for r in results:
-        for t, n in r["failed"].items():
-            failed[t] = failed.get(t, 0) + n
-    shard_j = {}
-    for r in results:
-        shard_j.update(r["shard_j"])
-    done_counts = [shard_j.get(s, 0) for s in range(config.shards)]
-    why = next((r["why"] for r in results if r["why"] != "count"), "count")
-    effective = config.replace(activities=sum(done_counts))
-    if [effective.shard_limit(s) for s in range(config.shards)] != done_counts:
-        effective = effective.replace(shard_limits=done_counts)
-    errors = list(main_sink.errors) + [e for r in results for e in r["errors"]]
-    out = ledger_mod.build(effective, stats, topic_names, failed, elapsed, activities=sum(done_counts),
-                           sink=sink, workers=workers, errors=errors, stopped_by=why, registry_ids=registry_ids)
-    # the streaming phase alone (after setup and the entity snapshot): what a load test wants to read
-    streamed = sum(t["sent"] for t in out["topics"].values()) - len(entities)
-    out["stream_elapsed_s"] = round(stream_elapsed, 3)
-    out["stream_rate_msgs_per_s"] = round(streamed / stream_elapsed, 1) if stream_elapsed > 0 else None
-    return out
+    return _ledger(plan, entities, entity_stats, snapshot_sink, results, time.monotonic() - t0)
 
 
-def _run_workers(workers, settings, config, profile, duration, sink, topic_names, headers, out_dir, stop, prog,
-                 entity_stats) -> list[dict]:
+def _send_snapshot(plan: LoadPlan, sink: Sink, entities: list[tuple]) -> None:
+    """Customers and offers first, acknowledged before any activity that refers to them is sent."""
+    if not entities:
+        return
+    sink.send(entities)
+    if plan.sink == "kafka":
+        sink.flush(60)
+        if sink.failures():
+            raise UserError(f"Kafka rejected the customer/offer snapshot ({'; '.join(sink.errors[:2])}); "
+                            "no activity was sent.")
+
+
+def _stream(plan: LoadPlan, sink: Sink, streams, stop, report) -> StreamResult:
+    """The activity phase in this process; `report(sent, failed, pending)` at most every PROGRESS_TTY_S."""
+    last = [0.0]
+
+    def tick():
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_TTY_S:
+            last[0] = now
+            report(_sent(streams), sink.failures(), sink.pending())
+    t0 = time.monotonic()
+    why = _run(streams, sink, plan.profile, plan.deadline(), stop, tick)
+    sink.close()
+    return StreamResult(ledger_mod.merge([s.finish_stats() for s in streams]), dict(sink.failed), list(sink.errors),
+                        why, {s.shard: s.j for s in streams}, t0, time.monotonic())
+
+
+def _worker(plan: LoadPlan, w: int, stop_event, queue) -> None:
+    """One worker process: its shards into its own sink, at its share of the rate; reports to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides when to stop
+    try:
+        _, _, streams = open_streams(plan.config, plan.shards_of(w))
+        share = replace(plan, profile=plan.profile.scaled(1 / plan.workers))
+        result = _stream(share, plan.open_sink(f".w{w}"), streams, _Stop(stop_event),
+                         lambda sent, failed, pending: queue.put(("progress", w, sent, failed, pending)))
+        queue.put(("done", w, result))
+    except BaseException as e:  # noqa: BLE001 - report, never die silently
+        queue.put(("error", w, str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"))
+
+
+def _stream_in_workers(plan: LoadPlan, stop, prog: Progress, entity_stats: Stats) -> list[StreamResult]:
     ctx = mp.get_context("fork")
     queue, stop_event = ctx.Queue(), ctx.Event()
-    procs = [ctx.Process(target=_worker, args=(w, workers, settings, config, profile, duration, sink, topic_names,
-                                               headers, out_dir, stop_event, queue), daemon=True)
-             for w in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(plan, w, stop_event, queue), daemon=True) for w in range(plan.workers)]
     for p in procs:
         p.start()
-    sent = {w: {} for w in range(workers)}
-    failed = {w: 0 for w in range(workers)}
-    pending = {w: 0 for w in range(workers)}
-    results, errors = {}, []
-    import queue as queue_mod
-
-    while len(results) + len(errors) < workers:
+    sent: dict[int, dict[str, int]] = {w: {} for w in range(plan.workers)}
+    failed = {w: 0 for w in range(plan.workers)}
+    pending = {w: 0 for w in range(plan.workers)}
+    results: dict[int, StreamResult] = {}
+    errors: list[str] = []
+    while len(results) + len(errors) < plan.workers:
         if stop():
             stop_event.set()
         try:
@@ -302,6 +305,42 @@ def _run_workers(workers, settings, config, profile, duration, sink, topic_names
     return [results[w] for w in sorted(results)]
 
 
+def _ledger(plan: LoadPlan, entities: list[tuple], entity_stats: Stats, snapshot_sink: Sink,
+            results: list[StreamResult], elapsed: float) -> dict:
+    """The run as it happened: counts per topic and kind, failures, and the config that reproduces it."""
+    config = plan.config
+    stats = ledger_mod.merge([entity_stats] + [r.stats for r in results])
+    failed = dict(snapshot_sink.failed) if plan.workers > 1 else {}
+    for r in results:
+        for t, n in r.failed.items():
+            failed[t] = failed.get(t, 0) + n
+    shard_j = {s: j for r in results for s, j in r.shard_j.items()}
+    done_counts = [shard_j.get(s, 0) for s in range(config.shards)]
+    why = next((r.why for r in results if r.why != "count"), "count")
+    effective = config.replace(activities=sum(done_counts))
+    if [effective.shard_limit(s) for s in range(config.shards)] != done_counts:
+        effective = effective.replace(shard_limits=done_counts)
+    errors = (list(snapshot_sink.errors) if plan.workers > 1 else []) + [e for r in results for e in r.errors]
+    out = ledger_mod.build(effective, stats, plan.topic_names, failed, elapsed, activities=sum(done_counts),
+                           sink=plan.sink, workers=plan.workers, errors=errors, stopped_by=why,
+                           registry_ids=plan.registry_ids)
+    # the streaming phase alone (after setup and the entity snapshot): what a load test wants to read;
+    # with workers, from the first one streaming to the last one flushed
+    stream_elapsed = max(r.t1 for r in results) - min(r.t0 for r in results)
+    streamed = sum(t["sent"] for t in out["topics"].values()) - len(entities)
+    out["stream_elapsed_s"] = round(stream_elapsed, 3)
+    out["stream_rate_msgs_per_s"] = round(streamed / stream_elapsed, 1) if stream_elapsed > 0 else None
+    return out
+
+
+def _sent(streams) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in streams:
+        for t, (n, _, _) in s.stats.topics.items():
+            out[t] = out.get(t, 0) + n
+    return out
+
+
 def _topic_counts(stats: Stats) -> dict[str, int]:
     return {t: n for t, (n, _, _) in stats.topics.items()}
 
@@ -313,25 +352,8 @@ def _merge_counts(stats: Stats, more: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def _stem(path: str) -> str:
-    from pathlib import Path
-
-    return Path(path).stem
-
-
-def _ensure_topics(settings, logical: list[str]) -> None:
-    from foundation.catalog import TOPICS, Topic
-    from foundation.topics import ensure_topics
-
-    known = {t.name: t for t in TOPICS}
-    ensure_topics(settings, [known.get(t, Topic(t, 1)) for t in logical])
-
-
-def _register(url: str, config: GeneratorConfig, topic_names: dict[str, str]):
-    from generator.registry import register, wire_header
-    from generator.schema import load_project_schemas, load_schema
-
-    schemas = ({next(iter(topic_names)): load_schema(config.schema_path)} if config.schema_path
-               else load_project_schemas(config.schema_dir))
-    ids = {t: register(url, f"{topic_names[t]}-value", schemas[t].raw) for t in topic_names}
-    return {t: wire_header(i) for t, i in ids.items()}, ids
+def _schemas(config: GeneratorConfig, topic_names: dict[str, str]) -> dict:
+    """Logical topic -> parsed schema: the one --schema file, or the project's schemas."""
+    if config.schema_path:
+        return {next(iter(topic_names)): load_schema(config.schema_path)}
+    return load_project_schemas(config.schema_dir)

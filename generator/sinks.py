@@ -1,7 +1,8 @@
 """Where records go: Kafka (the load injector), stdout (--dry-run) or files (--out DIR).
 
-Every sink takes batches of (topic, key, value, timestamp_ms, kind) tuples and an optional token
-bucket, and reports per-topic failures; none of them drops a record without counting it.
+Every sink is a `Sink`: it takes batches of (topic, key, value, timestamp_ms, kind) tuples and an
+optional token bucket, says how many records are still on their way, and counts failures per
+topic; none of them drops a record without counting it.
 """
 
 from __future__ import annotations
@@ -54,16 +55,46 @@ def probe_kafka(settings, timeout: float = PROBE_TIMEOUT_S) -> None:
                         "'churnstream stack up' or point CHURNSTREAM_KAFKA_BOOTSTRAP at a running broker.") from None
 
 
-class KafkaSink:
+class Sink:
+    """The load driver's view of a destination.
+
+    send(records, bucket)  hand over one batch; `bucket.take()` paces it record by record
+    flush(timeout_s)       wait until everything sent is delivered; returns how many are not
+    pending()              records handed over and not yet delivered (queued or in flight)
+    close()                flush, count what could not be delivered as failed, release resources
+    failed / errors        per-topic failure counts and the first few reasons, for the ledger
+    """
+    name = ""
+
+    def __init__(self) -> None:
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def send(self, records: list[tuple], bucket=None) -> None:
+        raise NotImplementedError
+
+    def flush(self, timeout_s: float) -> int:   # noqa: ARG002 - synchronous sinks have nothing in flight
+        return 0
+
+    def pending(self) -> int:
+        return 0
+
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+    def close(self) -> None:
+        pass
+
+
+class KafkaSink(Sink):
     name = "kafka"
 
     def __init__(self, settings, topic_names: dict[str, str], headers: dict[str, bytes] | None = None):
         from confluent_kafka import Producer
 
+        super().__init__()
         self.topic_names = topic_names
         self.by_actual = {v: k for k, v in topic_names.items()}
-        self.failed: dict[str, int] = {}
-        self.errors: list[str] = []
         self.headers = headers or {}       # Avro wire-format prefix per logical topic (schema registry)
         conf = producer_config(settings)
         conf["on_delivery"] = self._on_delivery
@@ -116,22 +147,31 @@ class KafkaSink:
                         continue
         poll(0)
 
+    def flush(self, timeout_s: float) -> int:
+        return self.p.flush(timeout_s)
+
+    def pending(self) -> int:
+        return len(self.p) if self.p is not None else 0
+
     def close(self) -> None:
+        """Flush, then release the producer: its threads must be gone before the driver forks workers."""
+        if self.p is None:
+            return
         remaining = self.p.flush(FLUSH_TIMEOUT_S)
         if remaining:   # purge the rest so their delivery reports (as failures) are counted per topic
             self.p.purge()
             self.p.flush(5)
             self.errors.append(f"{remaining} messages were still undelivered after {FLUSH_TIMEOUT_S:.0f} s")
+        self.p = None
 
 
-class StdoutSink:
+class StdoutSink(Sink):
     """--dry-run: one tab-separated line per record: topic, key, timestamp_ms, kind, value."""
     name = "stdout"
 
     def __init__(self, fmt: str, out=None):
+        super().__init__()
         self.fmt, self.out = fmt, out or sys.stdout.buffer
-        self.failed: dict[str, int] = {}
-        self.errors: list[str] = []
 
     def send(self, records, bucket=None) -> None:
         write, take = self.out.write, (bucket.take if bucket is not None else None)
@@ -146,12 +186,13 @@ class StdoutSink:
         self.out.flush()
 
 
-class FileSink:
+class FileSink(Sink):
     """--out DIR: <topic>.jsonl (JSON), or <topic>.avro object container files (Avro) plus
     <topic>.rejects.jsonl for the malformed/invalid records a container file cannot hold."""
     name = "files"
 
     def __init__(self, out_dir: str, fmt: str, schemas: dict, suffix: str = ""):
+        super().__init__()
         self.dir = Path(out_dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -160,8 +201,6 @@ class FileSink:
         self.fmt, self.schemas, self.suffix = fmt, schemas, suffix
         self.files: dict[str, object] = {}
         self.avro_rows: dict[str, list] = {}
-        self.failed: dict[str, int] = {}
-        self.errors: list[str] = []
 
     def _file(self, name: str):
         if name not in self.files:
@@ -204,7 +243,3 @@ class FileSink:
             self._flush_avro(topic)
         for f in self.files.values():
             f.close()
-
-
-def wait_until(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline

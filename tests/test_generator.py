@@ -183,6 +183,31 @@ def test_count_is_exact_and_ledger_config_regenerates_the_files(tmp_path):
     assert json.loads(json.dumps(ledger))["config"] == ledger["config"]   # JSON round trip
 
 
+def test_load_plan_splits_shards_among_workers_and_names_topics():
+    from generator.produce import plan_load
+
+    plan = plan_load(None, cfg(shards=2), rate=300, workers=3, sink="files", out_dir="x")
+    assert plan.config.shards == 3   # at least one shard per worker
+    owned = [plan.shards_of(w) for w in range(3)]
+    assert sorted(s for shards in owned for s in shards) == [0, 1, 2] and all(owned)
+    assert plan.topic_names == {t: t for t in ("customer_details", "customer_offers", "customer_activity")}
+    assert plan.profile.rate == 300 and plan.headers == {} and plan.duration is None
+    with pytest.raises(UserError, match="needs --duration"):
+        plan_load(None, cfg(activities=-1), sink="stdout")
+
+
+def test_every_sink_counts_what_it_holds_and_delivers_on_close(tmp_path):
+    from generator.produce import plan_load
+    from generator.sinks import Sink
+
+    sink = plan_load(None, cfg(), sink="files", out_dir=str(tmp_path)).open_sink(".t")
+    assert isinstance(sink, Sink)
+    sink.send([("customer_activity", b"k", b'{"a":1}', START, "valid")])
+    assert sink.pending() == 0 and sink.flush(1) == 0 and sink.failures() == 0
+    sink.close()
+    assert (tmp_path / "customer_activity.t.jsonl").read_bytes() == b'{"a":1}\n'
+
+
 # --- faults -------------------------------------------------------------------------------------
 
 def test_faults_appear_at_the_requested_rates(faulty_run):
