@@ -2,8 +2,8 @@
 
 Writes RESULTS.md and results.json (environment, command, every raw value) into --out (default bench/).
 Each figure is measured --repeat times (median and min-max spread are reported); CPU and peak memory
-of Kafka, Elasticsearch, the Flink JVM and this Python process are sampled from /proc during every
-measured phase. Not a test: no figure is asserted anywhere; a smoke run with tiny sizes is part of
+of Kafka, Elasticsearch, the Flink JVM, the indexer and this Python process are sampled from /proc
+during every measured phase. Not a test: no figure is asserted anywhere; a smoke run with tiny sizes is part of
 the test suite.
 """
 
@@ -48,15 +48,19 @@ def environment() -> dict:
             packages[name] = "not installed"
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1),
             "kernel": platform.release(), "python": platform.python_version(), "java": _java_version(),
+            "es_java": _java_version(es=True),
             "versions": vars(versions()), "python_packages": packages,
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
-def _java_version() -> str:
+def _java_version(es: bool = False) -> str:
+    """The Java of Kafka and Flink, or (``es``) the one the local Elasticsearch runs on."""
     try:
-        from foundation.artifacts import java_home
+        from foundation.artifacts import es_java_home, java_home
+        from foundation.settings import Settings
 
-        r = subprocess.run([str(java_home() / "bin" / "java"), "-version"], capture_output=True, text=True, timeout=30)
+        home = es_java_home(Settings.from_env()) if es else java_home()
+        r = subprocess.run([str(home / "bin" / "java"), "-version"], capture_output=True, text=True, timeout=30)
         return r.stderr.splitlines()[0].strip()
     except Exception:  # noqa: BLE001 - informative only
         return "?"
@@ -82,16 +86,25 @@ def main(argv=None) -> int:
     p.add_argument("--latency-seconds", type=float, default=30)
     p.add_argument("--latency-warmup", type=float, default=20,
                    help="seconds of load before latency is measured (the start-up transient; 0 measures it)")
-    p.add_argument("--es-docs", type=int, default=200_000)
+    p.add_argument("--es-docs", type=int, default=200_000,
+                   help="enriched documents on the result topic for the indexer and its raw bulk ceiling")
+    p.add_argument("--es-warmup-docs", type=int, default=150_000,
+                   help="documents indexed (unmeasured) first: a fresh Elasticsearch node is slower at first")
     p.add_argument("--gen-count", type=int, default=500_000, help="messages per generator measurement")
     p.add_argument("--repeat", type=int, default=None, help="measurements of each figure (default 3; --smoke: 1)")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness, not the speed")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes (except those given): checks the harness, not the speed")
     p.add_argument("--out", default=str(HERE), help="folder for RESULTS.md and results.json")
     args = p.parse_args(argv)
     if args.smoke:
         # 12 s of load: a 10 s window slide boundary is always crossed with 2 s to spare, so window
-        # results appear even in the smoke run.
-        args.events, args.rates, args.latency_seconds, args.es_docs, args.gen_count = 3_000, "500", 12, 2_000, 5_000
+        # results appear even in the smoke run. A size given on the command line is kept (e.g.
+        # `--smoke --es-docs 200000` checks the indexer figure at full size, the rest tiny).
+        tiny = {"events": 3_000, "rates": "500", "latency_seconds": 12, "es_docs": 2_000, "gen_count": 5_000,
+                "es_warmup_docs": 1_000}
+        for name, value in tiny.items():
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
         args.latency_warmup = min(args.latency_warmup, 2)
     repeat = args.repeat or (1 if args.smoke else 3)
     configure_logs()
@@ -118,13 +131,7 @@ def main(argv=None) -> int:
         return base.with_(topic_prefix=f"{tag}-{what}{i}-", index_prefix=f"{tag}-{what}{i}-")
 
     try:
-        runs = []
-        for i in range(repeat):
-            with job_bench.phase(mon) as ph:
-                r = es_bench.bulk_docs_per_s(s_for("es", i), docs=args.es_docs)
-            runs.append({**r, "procs": ph.summary})
-            log.info("bench: Elasticsearch bulk %d/%d: %s docs/s", i + 1, repeat, r["docs_per_s"])
-        results["elasticsearch_bulk"] = summarise(runs, ("docs_per_s", "seconds"))
+        results["indexer"] = indexer_figures(es_bench, s_for, mon, args.es_docs, args.es_warmup_docs, repeat)
 
         from foundation.topics import ensure_topics
 
@@ -173,6 +180,35 @@ def main(argv=None) -> int:
     return 0
 
 
+INDEXER_KEYS = ("docs_per_s", "seconds", "es_us_per_doc", "client_us_per_doc")
+
+
+def indexer_figures(es_bench, s_for, mon, docs: int, warmup_docs: int, repeat: int) -> dict:
+    """Elasticsearch warmed up, then per repeat the raw bulk ceiling and the indexer over the same
+    documents (taking turns at going first), each into a fresh index with the enriched template."""
+    from foundation.topics import ensure_topics
+
+    out = {"docs": docs, "warm_up": es_bench.warm_up(s_for("esw", 0), warmup_docs)}
+    data = es_bench.enriched_documents(docs)
+    src = s_for("idx", 0)
+    ensure_topics(src)        # every result topic: the indexer subscribes to all of them
+    es_bench.fill_result_topic(src, data)
+    runs: dict[str, list] = {"bulk": [], "indexer": []}
+    for i in range(repeat):
+        for what in (("bulk", "indexer") if i % 2 == 0 else ("indexer", "bulk")):
+            if what == "bulk":
+                r = es_bench.bulk_ceiling(s_for("bulk", i), data, mon)
+            else:
+                # the same topic each time, read by a new group into a new index
+                r = es_bench.indexer_run(src.with_(index_prefix=s_for("idx", i).index_prefix + f"r{i}-"), docs, mon,
+                                         group=f"{src.topic_prefix}indexer-{i}")
+            runs[what].append(r)
+            log.info("bench: %s %d/%d: %s docs/s, Elasticsearch %s µs/doc", what, i + 1, repeat, r["docs_per_s"],
+                     r["es_us_per_doc"])
+    del data
+    return {**out, **{k: summarise(v, INDEXER_KEYS) for k, v in runs.items()}}
+
+
 def _cleanup(s, tag: str) -> None:
     from confluent_kafka.admin import AdminClient
 
@@ -184,7 +220,12 @@ def _cleanup(s, tag: str) -> None:
                 f.result()
             except Exception:  # noqa: BLE001
                 pass
-    s.es_client().indices.delete(index=f"{tag}-*", ignore_unavailable=True)
+    es = s.es_client()
+    es.indices.delete(index=f"{tag}-*", ignore_unavailable=True)
+    try:
+        es.indices.delete_index_template(name=f"{tag}-*")    # install_templates' per prefix
+    except Exception:  # noqa: BLE001 - none installed
+        pass
 
 
 # ---------------------------------------------------------------- report
@@ -234,14 +275,19 @@ def render(r: dict) -> str:
         f"| Java | {env.get('java', '?')} |",
         f"| Python | {env['python']}: " + ", ".join(f"{k} {x}" for k, x in pk.items()) + " |",
         f"| Flink | {v['flink']} (Scala {v['flink_scala']}) local mini-cluster; Kafka SQL connector "
-        f"{v['flink_kafka_connector']}, Elasticsearch 7 SQL connector {v['flink_es_connector']} |",
+        f"{v['flink_kafka_connector']} (sources and result topics) |",
         f"| Kafka | {v['kafka']} (KRaft, one broker) |",
-        f"| Elasticsearch | {v['elasticsearch']} (one node) |", "",
+        f"| Elasticsearch | {v['elasticsearch']} (one node; {env.get('es_java', '?')}) |", "",
         "JVM versions from `versions.toml`, Python packages as installed (pinned in `pyproject.toml`).", "",
         "## How to read", "",
         "- Each figure stands next to its **ceiling** measured in the same run on the same stack: the generator "
-        "next to a bare `confluent-kafka` produce loop, the Flink job next to a pass-through job (same Kafka "
-        "source and Elasticsearch sink, no logic), and Elasticsearch bulk indexing as the ceiling of any sink.",
+        "next to a bare `confluent-kafka` produce loop; the Flink job, which writes Kafka result topics "
+        "(Kafka -> Flink -> Kafka), next to a pass-through job (same Kafka source, an `upsert-kafka` result "
+        "topic sink with the same options, keyed by activity id, no logic); the indexer (`churnstream index`: "
+        "result topics -> Elasticsearch) next to raw bulk indexing of the same documents from one client "
+        "(pre-serialised NDJSON, the ceiling of any Elasticsearch writer).",
+        "- End-to-end latency runs the whole path at once: generator -> Kafka -> the live job -> its result topic "
+        "-> `churnstream index` (its own process, the `indexer` column below) -> Elasticsearch.",
         "- `median` is the median over the runs, `spread` the smallest and largest run (– with one run).",
         "- Latency is from an event's produce time (its event time: the real clock) to the first 50 ms poll "
         "(with a refresh) that finds it in Elasticsearch. `visible < events` means the rest was still held back "
@@ -252,7 +298,8 @@ def render(r: dict) -> str:
         "the pipeline adds.",
         "- CPU and memory: CPU seconds, mean CPU % of one core (200% = both cores of a 2-core machine) and peak "
         "RSS, sampled from /proc every 0.5 s during the phase (job runs: from submission to end; latency: from the "
-        "first produced event to the end of the wait). Kafka and Elasticsearch are shared services: their "
+        "first produced event to the end of the wait; indexer figure: `Indexer.run()` or the bulk loop). Kafka and "
+        "Elasticsearch are shared services: their "
         "figures include anything else using them at the time.",
         "- The machine is not isolated: compare figures within this report; the load average above tells how busy "
         "it was.", "",
@@ -270,7 +317,7 @@ def render(r: dict) -> str:
 
     tp = r["job_throughput"]
     ceiling = tp["passthrough"]["records_per_s"]["median"] or 0
-    lines += ["", "## Flink job throughput (bounded run from Kafka to Elasticsearch)", "",
+    lines += ["", "## Flink job throughput (bounded run, Kafka -> Flink -> Kafka result topics)", "",
               "| job | events | records/s | spread | vs ceiling | wall s | start+stop s |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for kind in ("pipeline", "passthrough"):
@@ -283,7 +330,8 @@ def render(r: dict) -> str:
               "job start and stop are netted out (– when the large run was not longer than the small one: sizes too "
               "small to measure).", ""]
 
-    lines += ["## End-to-end latency (produce -> document visible in Elasticsearch)", "",
+    lines += ["## End-to-end latency (produce -> job -> result topic -> indexer -> document visible in "
+              "Elasticsearch)", "",
               "| load msg/s | index (job) | achieved msg/s | events | visible | p50 s | p99 s | max s | "
               "ceiling p50 / p99 / max s |", "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for rate, by_kind in r["latency"].items():
@@ -299,9 +347,17 @@ def render(r: dict) -> str:
     w0 = first["windows"]["runs"][0] if first["windows"]["runs"] else {}
     oo = first["pipeline"]["runs"][0]["out_of_orderness_s"]
     warm = first["pipeline"]["runs"][0].get("warmup_s", 0)
+    p99 = next((by_kind["pipeline"]["p99_s"]["median"] for rate, by_kind in r["latency"].items()
+                if float(rate) == 5000), None)
+    lines += ["", "Target (issue): enriched p99 ≤ 2 s at 5000 msg/s"
+              + (f": {'met' if p99 <= 2 else 'not met'} ({p99:.2f} s)." if p99 is not None else
+                 " (not measured in this run).")]
     lines += ["", "Cells: median, spread in brackets. The pipeline runs with bounded out-of-orderness "
               f"{oo} s: its enriched index waits for the watermark before the event-time temporal join emits; "
-              "the pass-through job has no such wait. "
+              "the pass-through job has no such wait. Both are indexed by one `churnstream index` process with its "
+              "default batching (a bulk request leaves at the latest 200 ms after its first document); the "
+              "pass-through's documents are `{\"payload\": <the activity>}` in an index of the same shards and refresh "
+              "interval with no mapping (kept in `_source` only). "
               + (f"Steady state: the first {warm:g} s of load are produced but not measured (after a start the "
                  "temporal joins wait for the idle customer and offer topics to be marked idle, 5 s, and the "
                  "backlog this builds drains only slowly near capacity; `--latency-warmup 0` measures that "
@@ -320,12 +376,7 @@ def render(r: dict) -> str:
     lines += ["", "The ceiling of a window document: the pass-through job's latency for one record at the same "
               "load.", ""]
 
-    es = r["elasticsearch_bulk"]
-    lines += ["## Elasticsearch bulk indexing (one client, pre-serialised NDJSON: the ceiling of any sink)", "",
-              f"{es['runs'][0]['docs']} docs per run: **{med(es['docs_per_s'])} docs/s** "
-              f"(spread {rng(es['docs_per_s'])}; the Flink job's pass-through reaches "
-              f"{med(tp['passthrough']['records_per_s'])} records/s through the same sink).", ""]
-
+    lines += _indexer_section(r["indexer"], tp)
     lines += ["## CPU and peak memory per phase", "",
               "Cells: CPU seconds · mean CPU % of one core · peak RSS (medians over the runs).", "",
               "| phase | wall s | " + " | ".join(LABELS[g] for g in GROUPS) + " |",
@@ -333,7 +384,9 @@ def render(r: dict) -> str:
     for name, summaries in _phases(r):
         wall = statistics.median(s["wall_s"] for s in summaries if s) if any(summaries) else None
         lines.append(f"| {name} | {_num(wall, 1)} | " + " | ".join(_proc_cell(summaries, g) for g in GROUPS) + " |")
-    lines += ["", "bench driver: this process: the generator, the Elasticsearch poller and bulk client, and, during "
+    lines += ["", "indexer: the `churnstream index` process of the latency runs. "
+              "bench driver: this process: the generator, the Elasticsearch poller, the raw bulk client and the "
+              "in-process indexer of the indexer figure, and, during "
               "pipeline runs, the pipeline's Python UDF (pseudonymisation), which PyFlink runs in loopback mode "
               "inside the driver in a local mini-cluster; UDF boot: the runner processes the Flink JVM starts to "
               "hand the UDF over to it. Job throughput phases run from submission to the end of the bounded job "
@@ -345,12 +398,56 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _ratio(a, b, digits: int = 2) -> str:
+    return f"{a / b:.{digits}f}" if a is not None and b else "–"
+
+
+def _indexer_section(x: dict, tp: dict) -> list[str]:
+    """The indexer next to its raw bulk ceiling, with the issue's targets."""
+    b, i = x["bulk"], x["indexer"]
+    rate = _ratio(i["docs_per_s"]["median"], b["docs_per_s"]["median"])
+    cpu = _ratio(i["es_us_per_doc"]["median"], b["es_us_per_doc"]["median"])
+    run0 = b["runs"][0] if b["runs"] else {}
+    lines = ["## Indexer: result topic -> Elasticsearch, next to raw bulk indexing (the ceiling)", "",
+             f"{x['docs']} enriched-like documents (~{run0.get('bytes_per_doc', '?')} bytes of JSON each, keyed by id) "
+             f"per run, into a new index with the product's enriched template (strict mapping; shards, replicas and "
+             f"refresh interval as `install_templates` sets them). "
+             f"Elasticsearch was warmed up first with {x['warm_up']['docs']} unmeasured documents "
+             f"({x['warm_up']['seconds']} s).", "",
+             "| what | docs/s | spread | vs ceiling | Elasticsearch CPU µs/doc | spread | vs ceiling | "
+             "client CPU µs/doc | wall s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, y, r1, r2 in (("indexer (`Indexer.run`, until caught up)", i, rate, cpu),
+                             ("raw bulk, one client (ceiling)", b, "1.00" if b["docs_per_s"]["median"] else "–",
+                              "1.00" if b["es_us_per_doc"]["median"] else "–")):
+        lines.append(f"| {label} | {med(y['docs_per_s'])} | {rng(y['docs_per_s'])} | {r1} | "
+                     f"{med(y['es_us_per_doc'], 1)} | {rng(y['es_us_per_doc'], 1)} | {r2} | "
+                     f"{med(y['client_us_per_doc'], 1)} | {med(y['seconds'], 1)} |")
+
+    def verdict(ratio: str, ok) -> str:
+        return "–" if ratio == "–" else ("met" if ok(float(ratio)) else "not met")
+
+    lines += ["", f"Targets (issue): indexer ≥ 0.8× the ceiling's docs/s: {rate} "
+              f"({verdict(rate, lambda v: v >= 0.8)}); Elasticsearch CPU per document ≤ 1.5× the ceiling's: {cpu} "
+              f"({verdict(cpu, lambda v: v <= 1.5)}).", "",
+              "The indexer's documents were on its result topic before the run (3 partitions, lz4 as the job's sink "
+              "writes them); it runs in this process (`Indexer(settings, IndexerOptions(until_caught_up=True, "
+              "group_id=<new>)).run()`), from the call to its return: the consumer group join, reading, the bulk "
+              "requests (external version = offset + 1, 5000 documents or 8 MB per request), the offset commits and "
+              "the wait that ends the last batch. The ceiling sends the same documents as `index` actions with their "
+              "`_id`, serialised before the clock starts, with `es.bulk(operations=body)`, 5000 per request, one "
+              "request after the other. CPU µs/doc = CPU seconds of the process during the phase / documents; "
+              "client = this Python process (the indexer, or the bulk loop). The job's pass-through reaches "
+              f"{med(tp['passthrough']['records_per_s'])} records/s into its result topic.", ""]
+    return lines
+
+
 def _q(s: dict) -> str:
     return med(s, 2) + (f" [{rng(s, 2)}]" if rng(s, 2) != "–" else "")
 
 
 def _phases(r: dict):
-    yield "Elasticsearch bulk", [x["procs"] for x in r["elasticsearch_bulk"]["runs"]]
+    yield "indexer: raw bulk (ceiling)", [x["procs"] for x in r["indexer"]["bulk"]["runs"]]
+    yield "indexer: `Indexer.run`", [x["procs"] for x in r["indexer"]["indexer"]["runs"]]
     for x in r["generator"]["variants"].values():
         yield f"{x['label']} ×{x['workers']}", [y["procs"] for y in x["runs"]]
     for kind in ("passthrough", "pipeline"):

@@ -1,5 +1,6 @@
-"""Flink job throughput (records/s), end-to-end latency of the enriched index and of window results,
-each next to a pass-through job; optionally with CPU/memory of the processes (bench/procs.py)."""
+"""Flink job throughput (records/s, Kafka -> Flink -> Kafka), end-to-end latency of the enriched index
+and of window results (Kafka -> Flink -> result topic -> indexer -> Elasticsearch), each next to a
+pass-through job; optionally with CPU/memory of the processes (bench/procs.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import dataclasses
 import datetime
 import logging
 import math
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,14 +29,14 @@ PASSTHROUGH = Path(__file__).with_name("passthrough.sql")
 
 
 def run_job(settings: Settings, opts: JobOptions, kind: str, wait: bool = True):
-    """kind: 'pipeline' (the product) or 'passthrough' (Kafka -> ES, no logic)."""
+    """kind: 'pipeline' (the product) or 'passthrough' (Kafka -> the enriched result topic, no logic)."""
     try:
         if kind == "pipeline":
             return pipeline.run(settings, opts, wait=wait)
         jars = JobJars.resolve(settings)
         t_env = pipeline.table_env(settings, jars=jars, ship_jars=True)
         pipeline.configure_checkpoints(t_env, settings)
-        values = dict(job_params.build(settings, opts, jars), index_passthrough=settings.index("passthrough"))
+        values = job_params.build(settings, opts, jars)
         script = sql_runner.load([pipeline.SOURCES["json"], PASSTHROUGH], values)
         result = sql_runner.apply(t_env, script)
         if wait:
@@ -50,14 +55,12 @@ def warm_up(settings: Settings, events: int = 200) -> dict:
     """One tiny unmeasured run of each job: the first job of a process starts PyFlink's JVM, the first
     pipeline job also Beam's loopback UDF harness; neither belongs in a start-up or throughput figure."""
     from foundation.topics import ensure_topics
-    from kibana.templates import install_templates
 
     out = {}
     for kind in ("passthrough", "pipeline"):
         s = settings.with_(topic_prefix=f"{settings.topic_prefix}{kind}-",
                            index_prefix=f"{settings.index_prefix}{kind}-")
         ensure_topics(s)
-        install_templates(s)
         produce_events(s, events)
         t0 = time.monotonic()
         run_job(s, JobOptions(bounded=True, group_id=f"bench-warm-{kind}"), kind)
@@ -93,17 +96,15 @@ def phase(mon):
 
 def throughput(settings: Settings, kind: str, events: int, mon=None, small_events: int = 2_000,
                fmt: str = "json") -> dict:
-    """Records/s of a bounded run of job `kind` over `events`, net of job start/stop (measured on a tiny run);
-    ``fmt`` avro: the pipeline over Avro topics (--format avro)."""
+    """Records/s of a bounded run of job `kind` over `events`, Kafka -> Flink -> the result topics, net of
+    job start/stop (measured on a tiny run); ``fmt`` avro: the pipeline over Avro topics (--format avro)."""
     from foundation.topics import ensure_topics
-    from kibana.templates import install_templates
 
     timings, procs = {}, {}
     for label, n in (("small", small_events), ("large", events)):
         s = settings.with_(topic_prefix=f"{settings.topic_prefix}{kind}-{label}-",
                            index_prefix=f"{settings.index_prefix}{kind}-{label}-")
-        ensure_topics(s)
-        install_templates(s)
+        ensure_topics(s)      # the sources and the result topics the job writes
         produce_events(s, n, fmt=fmt)
         with phase(mon) as ph:
             t0 = time.monotonic()
@@ -120,45 +121,61 @@ def throughput(settings: Settings, kind: str, events: int, mon=None, small_event
 
 def latency(settings: Settings, kind: str, rate: float, seconds: float, mon=None, out_of_orderness_s: int = 1,
             settle_s: float = 8.0, drain_timeout_s: float = 60.0, warmup_s: float = 0.0) -> dict:
-    """p50/p99/max from produce time (= event time, real clock) to document visible in Elasticsearch.
+    """p50/p99/max from produce time (= event time, real clock) to document visible in Elasticsearch:
+    Kafka -> the job -> its result topics -> the indexer (`churnstream index`, a process of its own,
+    sampled as the procs group `indexer`) -> Elasticsearch.
 
     The first `warmup_s` seconds of the stream are produced but not measured: right after a start
     the temporal joins wait for the idle customer and offer topics to be marked idle (the idle
     timeout, 5 s), and the backlog this builds takes a while to drain at a load near capacity. That
     start-up transient is reported apart (warmup_s=0), not mixed into the steady state.
 
-    The job runs unbounded; events are produced at `rate` for `seconds`. A poller counts documents
-    every 50 ms; the k-th document's visibility is the first poll that saw k documents, the k-th
-    event's produce time is its event time as the generator stamped it (the ledger's first and last
-    activity event times, spaced evenly in between: the pace the generator really achieved, which is
-    below `rate` when it cannot keep up). Quantiles over all k (order statistics, so no per-document
-    timestamps are needed inside Elasticsearch).
+    The job runs unbounded, and the indexer beside it with its default batching; events are produced
+    at `rate` for `seconds`. A poller counts documents every 50 ms; the k-th document's visibility is
+    the first poll that saw k documents, the k-th event's produce time is its event time as the
+    generator stamped it (the ledger's first and last activity event times, spaced evenly in between:
+    the pace the generator really achieved, which is below `rate` when it cannot keep up). Quantiles
+    over all k (order statistics, so no per-document timestamps are needed inside Elasticsearch).
 
     For the pipeline the same run also measures the window results: the poller records when each
     segments (HOP window) document is first seen; its latency is that time minus (window_end +
     the out-of-orderness bound), i.e. window size and watermark delay are subtracted (window_end is
     wall-clock time since the events carry the real clock).
 
+    The pass-through job writes its prefix's enriched result topic (bench/passthrough.sql) with
+    documents {"payload": "<the activity's JSON>"}; its index is created beforehand with the same
+    shards, replicas and refresh interval as the templates' and no mapping (dynamic false: kept in
+    _source, nothing indexed), so the product's strict enriched template does not refuse them.
+
     The wait after producing ends when every event is visible, or when neither index has grown
     for `settle_s` (the pipeline's last events and windows wait for a watermark that only later
     traffic would move), or after `drain_timeout_s`.
     """
     from foundation.topics import ensure_topics
-    from kibana.templates import install_templates
+    from kibana.templates import index_settings, install_templates
 
     s = settings.with_(topic_prefix=f"{settings.topic_prefix}lat-{kind}-",
                        index_prefix=f"{settings.index_prefix}lat-{kind}-")
     ensure_topics(s)
-    install_templates(s)
     names = catalog.index_names(s)
-    index = s.index("passthrough") if kind == "passthrough" else names["enriched"]
+    index = names["enriched"]
     windows_index = names["segments"] if kind == "pipeline" else None
+    if kind == "passthrough":
+        o = index_settings(s)
+        s.es_client().indices.create(index=index, mappings={"dynamic": False}, settings={
+            "number_of_shards": o["shards"], "number_of_replicas": o["replicas"],
+            "refresh_interval": o["refresh_interval"]})
+    else:
+        install_templates(s)
     opts = dataclasses.replace(JobOptions(bounded=False, group_id=f"bench-lat-{kind}"),
-                               out_of_orderness_seconds=out_of_orderness_s, bulk_flush_interval="200ms")
-    result = run_job(s, opts, kind, wait=False)
+                               out_of_orderness_seconds=out_of_orderness_s)
+    indexer = start_indexer(s)
+    result = None
     poller = _Poller(s.es_client(), index, windows_index)
     try:
+        result = run_job(s, opts, kind, wait=False)
         _wait_running(result)
+        indexer.wait_assigned()
         time.sleep(3)     # let sources finish their first fetch
         poller.start()
         with phase(mon) as ph:
@@ -168,7 +185,9 @@ def latency(settings: Settings, kind: str, rate: float, seconds: float, mon=None
             why = poller.wait(n, settle_s, drain_timeout_s)
     finally:
         poller.stop()
-        result.get_job_client().cancel().result()   # never leave an unbounded job running
+        if result is not None:
+            result.get_job_client().cancel().result()   # never leave an unbounded job running
+        indexer.stop()
     log.info("bench: latency %s at %.0f msg/s: %d events, drain ended by %s", kind, rate, n, why)
     t_first, t_last = act["event_time_min"] / 1000, act["event_time_max"] / 1000
     pace = (t_last - t_first) / (n - 1) if n > 1 else 0.0
@@ -203,6 +222,49 @@ def latency(settings: Settings, kind: str, rate: float, seconds: float, mon=None
         log.info("bench: window latency at %.0f msg/s: %s", rate,
                  {k: v for k, v in out["windows"].items() if k != "first_seen_by_window_end"})
     return out
+
+
+class IndexerProcess:
+    """`churnstream index` over the settings' result topics, as a child process in a session of its
+    own (bench/procs.py samples it as the group `indexer`), logging to a file under the run folder."""
+
+    def __init__(self, settings: Settings, group: str):
+        self.log_file = Path(settings.run_dir) / f"indexer-{settings.topic_prefix.rstrip('-')}.log"
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=settings.topic_prefix,
+                   CHURNSTREAM_INDEX_PREFIX=settings.index_prefix, CHURNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+                   CHURNSTREAM_ES_URL=settings.es_url)
+        with open(self.log_file, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "churnstream", "index", "--group", group], env=env,
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+
+    def wait_assigned(self, timeout: float = 60) -> None:
+        """Until the indexer has its partitions (its log says so)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the indexer exited ({self.proc.returncode}); see {self.log_file}")
+            if "indexer: assigned" in self.log_file.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the indexer got no partitions in {timeout:.0f} s; see {self.log_file}")
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM (it commits what is indexed and stops), then SIGKILL after `timeout`."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("bench: the indexer did not stop within %.0f s of SIGTERM; killing it", timeout)
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_indexer(settings: Settings) -> IndexerProcess:
+    return IndexerProcess(settings, group=f"{settings.topic_prefix}indexer")
 
 
 def warmup_events(n: int, pace: float, warmup_s: float) -> int:
@@ -263,7 +325,7 @@ class _Poller:
     def _windows(self, t: float) -> None:
         if self.es.count(index=self.windows_index)["count"] <= len(self.windows):
             return
-        r = self.es.search(index=self.windows_index, body={"size": 10_000, "_source": ["window_end"]},
+        r = self.es.search(index=self.windows_index, size=10_000, source=["window_end"],
                            filter_path="hits.hits._id,hits.hits._source")
         for h in r.get("hits", {}).get("hits", []):
             if h["_id"] not in self.windows:

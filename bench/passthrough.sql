@@ -1,10 +1,13 @@
--- The ceiling for the job benchmark: the same Kafka source and Elasticsearch sink, no logic.
-CREATE TABLE es_passthrough (
-  activity_id STRING,
+-- The ceiling for the job benchmark: the same Kafka source and the same kind of result topic sink
+-- (upsert-kafka with the product's result_options, keyed by the activity id), no logic.
+-- It writes its own prefix's enriched result topic: a result topic like the pipeline's (same
+-- partitions and cleanup policy), which `churnstream index` reads unchanged in the latency runs.
+CREATE TABLE kafka_passthrough (
+  doc_id STRING,
   payload STRING,
-  PRIMARY KEY (activity_id) NOT ENFORCED
-) WITH (${es_options:options}, 'index' = '${index_passthrough}');
+  PRIMARY KEY (doc_id) NOT ENFORCED
+) WITH (${result_options:options}, 'topic' = '${topic_enriched}');
 
-INSERT INTO es_passthrough
+INSERT INTO kafka_passthrough
 SELECT COALESCE(JSON_VALUE(payload, '$.activity_id'), CONCAT('p', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING))), payload
 FROM activity_raw;

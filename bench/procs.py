@@ -7,15 +7,19 @@
 
 Groups of processes (resolved again at every sample, so processes started mid-phase are seen):
   kafka          the broker JVM (the pid file's process, or its java descendant)
-  elasticsearch  the Elasticsearch JVM (the pid file names `runuser`, the JVM is its child)
+  elasticsearch  the Elasticsearch server JVM (the pid file names `runuser`; below it Elasticsearch 9
+                 runs a launcher JVM, which starts the server JVM: the JVM that starts no other)
   flink          the Flink mini-cluster JVM: a java descendant of this Python process whose
                  command line contains org.apache.flink (PyFlink's gateway JVM runs the mini-cluster)
   flink_python   the processes below that JVM: PyFlink's UDF runner shell and beam_boot. In a local
                  mini-cluster PyFlink runs the UDF harness itself in loopback mode, inside the
                  driver process, so these only start it and the UDF's CPU shows up under driver
+  indexer        `churnstream index` processes started by this process (the latency runs start
+                 one beside the job) and their descendants
   driver         this Python process (bench driver, generator, Elasticsearch poller, loopback UDF
-                 harness) and its other descendants (generator worker processes)
-Only descendants of this process count as Flink: another Flink job on the same machine is ignored.
+                 harness, an in-process indexer) and its other descendants (generator worker processes)
+Only descendants of this process count as Flink or indexer: another Flink job or indexer on the same
+machine is ignored.
 Kafka and Elasticsearch are shared services: their figures include whatever else used them.
 
 CPU: utime+stime of /proc/<pid>/stat (clock ticks). The first and last samples are taken in the
@@ -36,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-GROUPS = ("kafka", "elasticsearch", "flink", "flink_python", "driver")
+GROUPS = ("kafka", "elasticsearch", "flink", "flink_python", "indexer", "driver")
 LABELS = {"kafka": "Kafka broker", "elasticsearch": "Elasticsearch", "flink": "Flink JVM",
-          "flink_python": "UDF boot (Python)", "driver": "bench driver (Python)"}
+          "flink_python": "UDF boot (Python)", "indexer": "indexer (Python)", "driver": "bench driver (Python)"}
 
 
 # ---------------------------------------------------------------- parsers (pure, unit-tested)
@@ -73,6 +77,16 @@ def parse_status(text: str) -> dict[str, int]:
 
 def parse_uptime(text: str) -> float:
     return float(text.split()[0])
+
+
+def is_indexer(cmdline: str) -> bool:
+    """A `churnstream index` process: `churnstream` (the console script or `-m churnstream`) followed
+    by the `index` command. cmdline: /proc/<pid>/cmdline with NULs as spaces."""
+    args = cmdline.split()
+    for i, a in enumerate(args[:-1]):
+        if (a == "churnstream" or a.endswith("/churnstream")) and args[i + 1] == "index":
+            return True
+    return False
 
 
 def descendants(pid: int, parent_of: dict[int, int]) -> set[int]:
@@ -173,13 +187,14 @@ class ProcReader:
 
 
 def java_of(pid: int | None, table: dict[int, Stat]) -> int | None:
-    """`pid` if it is a JVM, else its first java descendant (Elasticsearch runs below `runuser`)."""
+    """The server JVM of a service: `pid` or a java descendant of it (Elasticsearch runs below `runuser`)
+    that starts no other JVM (Elasticsearch 9's CLI launcher JVM starts the server JVM below it)."""
     if pid is None or pid not in table:
         return None
-    if table[pid].comm == "java":
-        return pid
-    below = sorted(p for p in descendants(pid, {p: s.ppid for p, s in table.items()}) if table[p].comm == "java")
-    return below[0] if below else None
+    parent_of = {p: s.ppid for p, s in table.items()}
+    jvms = sorted(p for p in {pid} | descendants(pid, parent_of) if table[p].comm == "java")
+    leaves = [p for p in jvms if not any(table[c].comm == "java" for c in descendants(p, parent_of))]
+    return leaves[0] if leaves else None
 
 
 class ProcMonitor:
@@ -201,8 +216,12 @@ class ProcMonitor:
         flink_python = set()
         for p in flink:
             flink_python |= descendants(p, parent_of)
+        indexer = {p for p in below - flink - flink_python if is_indexer(self.reader.cmdline(table[p]))}
+        for p in list(indexer):
+            indexer |= descendants(p, parent_of)
         out = {g: {p} for g, p in self.fixed.items() if p is not None}
-        out.update(flink=flink, flink_python=flink_python, driver={self.driver} | (below - flink - flink_python))
+        out.update(flink=flink, flink_python=flink_python, indexer=indexer,
+                   driver={self.driver} | (below - flink - flink_python - indexer))
         return out
 
     def sample(self) -> dict[str, dict[int, tuple[Stat, dict]]]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from churnstream.commands import (demo, fetch, generate, job, kibana, schema_registry, show_settings, stack, topics,
-                                  verify)
+from churnstream.commands import (demo, fetch, generate, index, job, kibana, schema_registry, show_settings, stack,
+                                  topics, verify)
 from foundation import UserError
 from foundation.logs import configure as configure_logs
 from foundation.settings import Settings
 
 # In the order `churnstream --help` lists them.
-COMMANDS = (fetch, stack, schema_registry, topics, verify, show_settings, generate, job, demo, kibana)
+COMMANDS = (fetch, stack, schema_registry, topics, verify, show_settings, generate, job, index, demo, kibana)
 
 
 class Parser(argparse.ArgumentParser):

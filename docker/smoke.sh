@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The compose stack end to end, on a machine with Docker and Compose v2:
-# build, up, wait for every healthcheck, produce a few thousand events, check every index through
-# Elasticsearch, then `down -v`. One line per step; exit 0 only if every index has documents.
+# build, up (two indexers), wait for every healthcheck, produce a few thousand events, check every
+# index through Elasticsearch (as `elastic`, with the throw-away password) and the dashboard through
+# Kibana, then `down -v`. One line per step; exit 0 only if every index has documents.
 #
 #   docker/smoke.sh          (the first build takes several minutes)
 #
@@ -25,12 +26,14 @@ trap cleanup EXIT
 python3 docker/make_env.py --out "$env_file" >/dev/null
 # shellcheck disable=SC1090
 source "$env_file"
+[ -n "${ELASTIC_PASSWORD-}" ] || fail "make_env.py wrote no ELASTIC_PASSWORD"
+INDEXERS=${SMOKE_INDEXERS:-2}
 
 step "build"
 dc build --quiet
 
-step "up (every service gated on the health of what it needs)"
-dc up -d
+step "up with ${INDEXERS} indexers (every service gated on the health of what it needs)"
+dc up -d --scale indexer="$INDEXERS"
 
 step "waiting for the job service to be healthy (job RUNNING, all tasks up, no restarts)"
 deadline=$((SECONDS + TIMEOUT))
@@ -38,6 +41,10 @@ until [ "$(docker inspect --format '{{.State.Health.Status}}' "$(dc ps -q job)" 
     [ $SECONDS -lt $deadline ] || { dc ps; fail "the job was not healthy after ${TIMEOUT} s"; }
     sleep 5
 done
+
+running=$(dc ps --status running -q indexer | wc -l)
+[ "$running" -eq "$INDEXERS" ] || { dc ps; fail "${running} of ${INDEXERS} indexers are running"; }
+step "${running} indexers running"
 
 step "producing ${EVENTS} events (1% malformed, so that dead letters exist too)"
 dc run --rm --no-deps generator churnstream generate --count "$EVENTS" --rate 2000 --eps 200 \
@@ -58,4 +65,15 @@ for index in $indices; do
     done
     step "${index}: ${count} documents"
 done
-step "ok: every index has documents"
+
+step "waiting for kibana-setup (data views + dashboard imported into Kibana)"
+until [ "$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$(dc ps -a -q kibana-setup)" 2>/dev/null)" = "exited 0" ]; do
+    [ $SECONDS -lt $deadline ] || { dc logs kibana-setup | tail -20; fail "kibana-setup did not complete"; }
+    sleep 5
+done
+# Export the dashboard with everything it references (Kibana's saved objects export API).
+exported=$(curl -fsS -u "elastic:${ELASTIC_PASSWORD}" -H 'kbn-xsrf: smoke' -H 'Content-Type: application/json' \
+    -d '{"objects":[{"type":"dashboard","id":"churnstream-customer-churn"}],"includeReferencesDeep":true}' \
+    "http://127.0.0.1:${KIBANA_HOST_PORT:-5601}/api/saved_objects/_export") || fail "the dashboard is not in Kibana"
+step "Kibana exports the dashboard with $(grep -c '"type":"lens"' <<<"$exported") Lens panels"
+step "ok: every index has documents, the dashboard is in Kibana"

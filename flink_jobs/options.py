@@ -32,5 +32,3 @@ class JobOptions:
     # Duplicate activity ids are recognised for this long after the first copy arrives (state TTL of
     # the deduplication and of the first-N that reports the copies: a flag and a count per id).
     dedup_horizon_minutes: int = 10
-    bulk_flush_interval: str = "500ms"
-    bulk_flush_max_actions: int = 2000

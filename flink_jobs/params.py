@@ -22,26 +22,22 @@ def kafka_properties(settings: Settings) -> dict[str, str]:
     return {f"properties.{k}": v for k, v in settings.kafka_java_properties().items()}
 
 
-def es_options(settings: Settings, opts: JobOptions) -> dict[str, str]:
-    o = {
-        "connector": "elasticsearch-7",
-        "hosts": settings.es_url,
-        "format": "json",
-        "json.timestamp-format.standard": "ISO-8601",
-        "sink.flush-on-checkpoint": "true",   # at-least-once: flush before each checkpoint completes
-        "sink.bulk-flush.max-actions": str(opts.bulk_flush_max_actions),
-        "sink.bulk-flush.max-size": "5mb",
-        "sink.bulk-flush.interval": opts.bulk_flush_interval,
-        # Elasticsearch down or overloaded: retry with backoff instead of failing or dropping.
-        "sink.bulk-flush.backoff.strategy": "EXPONENTIAL",
-        "sink.bulk-flush.backoff.max-retries": "10",
-        "sink.bulk-flush.backoff.delay": "500ms",
-        "document-id.key-delimiter": "|",
+def result_options(settings: Settings) -> dict[str, str]:
+    """The WITH options every result topic's sink table shares (sql/sinks.sql)."""
+    return {
+        "connector": "upsert-kafka",
+        **kafka_properties(settings),
+        "key.format": "raw",
+        "value.format": "json",
+        "value.json.timestamp-format.standard": "ISO-8601",
+        "value.fields-include": "EXCEPT_KEY",
+        # Not exactly-once: transactions would hide every record until the next checkpoint commits
+        # (seconds of latency). Ids are stable, so what a restart writes again replaces itself.
+        "sink.delivery-guarantee": "at-least-once",
+        # Latency over batching: results leave within 10 ms, compressed.
+        "properties.linger.ms": "10",
+        "properties.compression.type": "lz4",
     }
-    if settings.es_username:
-        o["username"] = settings.es_username
-        o["password"] = settings.es_password
-    return o
 
 
 def kafka_reads(settings: Settings, opts: JobOptions) -> dict[str, dict[str, str]]:
@@ -65,9 +61,7 @@ def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None) -> 
         raise ValueError("an Avro job needs its jars (JobJars) for the SQL's USING JAR")
     p: dict[str, object] = {
         "topic_activity": settings.topic(catalog.ACTIVITY),
-        "topic_dead_letters": settings.topic(catalog.DEAD_LETTERS),
-        "kafka_properties": kafka_properties(settings),
-        "es_options": es_options(settings, opts),
+        "result_options": result_options(settings),
         "activity_types": catalog.activity_types(),
         "channels": catalog.channels(),
         # The business rules' numbers (catalog): bands become CASE expressions (${name:bands(expr)}).
@@ -89,5 +83,5 @@ def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None) -> 
                  "out_of_orderness_seconds",
                  "max_clock_skew_hours", "max_payload_chars", "customer_state_interval_seconds"):
         p[name] = getattr(opts, name)
-    p.update({f"index_{k}": v for k, v in catalog.index_names(settings).items()})
+    p.update({f"topic_{k}": v for k, v in catalog.result_topics(settings).items()})
     return p

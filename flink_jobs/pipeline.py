@@ -162,7 +162,7 @@ def latest_checkpoint(settings: Settings) -> Path | None:
     return done[-1].parent if done else None
 
 
-def build(settings: Settings, opts: JobOptions, sink: str = "elasticsearch", resume_from: Path | None = None):
+def build(settings: Settings, opts: JobOptions, sink: str = "kafka", resume_from: Path | None = None):
     """Create the table environment with every table and view; returns (t_env, script)."""
     jars = JobJars.resolve(settings)
     t_env = table_env(settings, jars=jars, ship_jars=True)
@@ -176,7 +176,7 @@ def build(settings: Settings, opts: JobOptions, sink: str = "elasticsearch", res
     script = sql_runner.load([SOURCES[opts.format], TRANSFORM, SINKS, PIPELINE], values)
     sql_runner.apply(t_env, script, run_inserts=False)
     if sink == "print":
-        # Temporary tables shadow the Elasticsearch ones: same schema, printed to stdout instead.
+        # Temporary tables shadow the result topics' ones: same schema, printed to stdout instead.
         for name in (index.table for index in catalog.INDICES):
             t_env.execute_sql(f"CREATE TEMPORARY TABLE {name} WITH ('connector' = 'print', "
                               f"'print-identifier' = '{name}') LIKE default_catalog.default_database.{name} "
@@ -190,7 +190,7 @@ def dedup_state_ttls(opts: JobOptions) -> dict[tuple[str, str], str]:
     return {("stream-exec-deduplicate", "deduplicateState"): ttl, ("stream-exec-rank", "rankState"): ttl}
 
 
-def run(settings: Settings, opts: JobOptions, sink: str = "elasticsearch", wait: bool = True,
+def run(settings: Settings, opts: JobOptions, sink: str = "kafka", wait: bool = True,
         resume_from: Path | None = None):
     """Submit the pipeline; with ``wait`` block until it ends (bounded runs end by themselves)."""
     t0 = time.monotonic()

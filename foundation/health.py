@@ -105,9 +105,9 @@ def _quiet(*loggers: str):
 
 def require_elasticsearch(settings: Settings) -> None:
     try:
-        with _quiet("elasticsearch", "urllib3"):
+        with _quiet("elasticsearch", "elastic_transport", "urllib3"):
             es = settings.es_client()
-            es.cluster.health(wait_for_status="yellow", timeout="5s", request_timeout=10)
+            es.options(request_timeout=10).cluster.health(wait_for_status="yellow", timeout="5s")
     except Exception as e:  # noqa: BLE001
         status = getattr(e, "status_code", None)
         if status == 401:

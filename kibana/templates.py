@@ -53,7 +53,9 @@ def install_templates(settings: Settings, es=None, **overrides) -> list[str]:
     names = []
     for key in INDEX:
         name = template_name(settings, key)
-        es.indices.put_index_template(name=name, body=template_body(settings, key, **opts))
+        body = template_body(settings, key, **opts)
+        es.indices.put_index_template(name=name, index_patterns=body["index_patterns"], priority=body["priority"],
+                                      template=body["template"], meta=body["_meta"])
         names.append(name)
     log.info("kibana: %d index templates installed (%s*)", len(names), settings.index_prefix)
     return names

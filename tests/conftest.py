@@ -53,8 +53,35 @@ def stack(base_settings):
         local_stack.down(base_settings)
 
 
+def index_all(settings):
+    """The indexer over `settings`' result topics until every partition is read to its end."""
+    from indexer import Indexer, IndexerOptions
+
+    return Indexer(settings, IndexerOptions(group_id=f"{settings.topic_prefix}indexer", until_caught_up=True)).run()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """A standalone Flink session cluster with the compose TaskManager's properties and JVM_ARGS."""
+    from faultkit import compose_flink
+    from foundation.localstack.flink_cluster import FlinkSessionCluster
+    from test_outages import _free_ports
+
+    props, jvm_args = compose_flink()
+    # The addresses are this machine's; the job sets its own checkpoint folder. Everything else
+    # (memory sizes, slots) is what the compose cluster gets.
+    props = {k: v for k, v in props.items() if k not in ("jobmanager.rpc.address", "state.checkpoints.dir")}
+    rest_port, rpc_port = _free_ports(2)
+    c = FlinkSessionCluster(tmp_path_factory.mktemp("flink-session"), rest_port, rpc_port, props, jvm_args)
+    try:
+        yield c.up()
+    finally:
+        c.down()
+
+
 class PipelineRun:
-    """One seeded pipeline run shared by every end-to-end test: generator -> Kafka -> Flink -> ES."""
+    """One seeded pipeline run shared by every end-to-end test:
+    generator -> Kafka -> Flink -> Kafka result topics -> indexer -> Elasticsearch."""
 
     def __init__(self, settings, config, ledger, opts, expected):
         self.settings, self.config, self.ledger, self.opts, self.expected = settings, config, ledger, opts, expected
@@ -80,5 +107,6 @@ def pipeline_run(stack):
     ledger = produce(stack, config, rate=0, workers=1, progress=False)
     opts = JobOptions(bounded=True)
     pipeline.run(stack, opts, wait=True)
+    index_all(stack)
     records = [(r.topic, r.key, r.value, r.timestamp_ms) for r in expected_records(config)]
     return PipelineRun(stack, config, ledger, opts, compute(records, opts, hash_key(stack)))

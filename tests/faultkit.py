@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+
+import yaml
+
+from foundation import PROJECT_ROOT
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+
+
+def compose_flink() -> tuple[dict[str, str], str]:
+    """The TaskManager's FLINK_PROPERTIES (as key -> value) and JVM_ARGS from docker-compose.yml."""
+    env = COMPOSE["services"]["taskmanager"]["environment"]
+    props = dict(line.split(": ", 1) for line in env["FLINK_PROPERTIES"].strip().splitlines())
+    return props, env["JVM_ARGS"]
+
+
+class ClusterJob:
+    """What settle() needs of a job: poll() is None while it runs (here: on the cluster)."""
+
+    def __init__(self, rest, jid: str):
+        self.rest, self.jid = rest, jid
+
+    def poll(self):
+        return None if self.rest.job(self.jid)["state"] in ("RUNNING", "CREATED", "RESTARTING") else 1
+
+
+def submit_detached(settings, address: str):
+    """`churnstream job --jobmanager ADDRESS --detach` for `settings`, as the compose job service
+    runs it: returns (job id, the finished client process, its environment)."""
+    env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=settings.topic_prefix, CHURNSTREAM_INDEX_PREFIX=settings.index_prefix,
+               CHURNSTREAM_RUN_DIR=settings.run_dir, CHURNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+               CHURNSTREAM_PII_HASH_KEY=settings.pii_hash_key, CHURNSTREAM_CHECKPOINT_INTERVAL_MS="2000")
+    env.pop("CHURNSTREAM_ES_URL", None)   # the job needs no Elasticsearch
+    client = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", address, "--detach"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert client.returncode == 0, client.stdout + client.stderr
+    return client.stdout.split()[1], client, env
 
 
 def job(settings, log_file, *flags):
@@ -94,16 +132,48 @@ def wait_for_docs(es, index: str, at_least: int, timeout: float) -> int:
     return count
 
 
-def settle(settings, expected, proc, timeout: float = 180):
-    """verify() until every index matches (or the timeout / the job dies); returns the reports by index."""
+def settle(settings, expected, proc, timeout: float = 180, index: bool = True):
+    """verify() until every index matches (or the timeout / the job dies); returns the reports by index.
+
+    ``index``: run an indexer meanwhile (in this process); False when the test runs its own."""
     from churnstream.verify import verify
 
     deadline = time.monotonic() + timeout
-    while True:
-        reports = {r.index: r for r in verify(settings, expected)}
-        if all(r.ok for r in reports.values()) or time.monotonic() > deadline or proc.poll() is not None:
-            return reports
-        time.sleep(5)
+    with indexing(settings, enabled=index):
+        while True:
+            reports = {r.index: r for r in verify(settings, expected)}
+            if all(r.ok for r in reports.values()) or time.monotonic() > deadline or proc.poll() is not None:
+                return reports
+            time.sleep(5)
+
+
+@contextlib.contextmanager
+def indexing(settings, enabled: bool = True):
+    """An indexer over `settings`' result topics in a thread of this process, for the duration."""
+    if not enabled:
+        yield None
+        return
+    from indexer import Indexer, IndexerOptions
+
+    indexer = Indexer(settings, IndexerOptions(group_id=f"{settings.topic_prefix}indexer"))
+    thread = threading.Thread(target=indexer.run, name="indexer", daemon=True)
+    thread.start()
+    try:
+        yield indexer
+    finally:
+        indexer.stop()
+        thread.join(60)
+
+
+def indexer_process(settings, log_file, *flags):
+    """`churnstream index` for `settings`, as its own process group, logging to a file."""
+    env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=settings.topic_prefix,
+               CHURNSTREAM_INDEX_PREFIX=settings.index_prefix, CHURNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+               CHURNSTREAM_ES_URL=settings.es_url)
+    with open(log_file, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "churnstream", "index", "--group",
+                                 f"{settings.topic_prefix}indexer", *flags], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def messages_in_kafka(settings, logical: str) -> int:

@@ -19,7 +19,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import PIPELINE_START_MS
+from tests.conftest import PIPELINE_START_MS, index_all
 from tests.faultkit import records_in_kafka
 
 pytestmark = pytest.mark.integration
@@ -138,6 +138,7 @@ def avro_run(stack):
 
     opts = JobOptions(bounded=True, format="avro")
     pipeline.run(settings, opts, wait=True)
+    index_all(settings)
     as_json, undecodable = decode_all(settings.schema_registry_url, records_in_kafka(settings))
     expected = compute(as_json, opts, hash_key(settings))
     yield settings, ledger, expected, undecodable

@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # bench/ is not an installed package
 
-from bench.procs import Stat, Usage, descendants, java_of, parse_stat, parse_status, parse_uptime  # noqa: E402
+from bench.procs import (Stat, Usage, descendants, is_indexer, java_of, parse_stat, parse_status,  # noqa: E402
+                         parse_uptime)
 
 JAVA_STAT = ("20521 (java) S 20511 20511 20511 0 -1 4194304 189628 1573 2 0 4374 294 3 0 20 0 155 0 1935120 "
              "9562169344 173876 18446744073709551615 94030803873792 94030803874677 140733721488000 0 0 0 0 2 "
@@ -57,6 +58,24 @@ def test_descendants_and_java_of():
     assert java_of(10, table) == 11          # Elasticsearch: the pid file names runuser
     assert java_of(20, table) == 20          # Kafka: the pid file names the JVM
     assert java_of(99, table) is None and java_of(None, table) is None
+
+
+def test_java_of_elasticsearch_9_is_the_server_jvm_not_its_launcher():
+    # runuser -> java (CliToolLauncher) -> java (the server), and a JVM-less process: no JVM at all
+    table = {1: _st(1, 0, "init"), 40: _st(40, 1, "runuser"), 41: _st(41, 40, "java"), 45: _st(45, 41, "java"),
+             46: _st(46, 45, "controller"), 50: _st(50, 1, "runuser")}
+    assert java_of(40, table) == 45
+    assert java_of(41, table) == 45
+    assert java_of(50, table) is None
+
+
+def test_is_indexer_recognises_churnstream_index_only():
+    assert is_indexer("/w/.venv/bin/python -m churnstream index --group b1-indexer ")
+    assert is_indexer("/w/.venv/bin/python /w/.venv/bin/churnstream index")
+    assert not is_indexer("/w/.venv/bin/python -m churnstream job --bounded")
+    assert not is_indexer("/w/.venv/bin/python -m bench --smoke --out /tmp/x")
+    assert not is_indexer("python -m churnstream")
+    assert not is_indexer("")
 
 
 def test_usage_cpu_and_peak_per_group():

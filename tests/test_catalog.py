@@ -39,14 +39,31 @@ def test_every_index_has_its_sink_table_with_the_catalogs_fields(index):
     tables = sink_tables()
     assert index.table in tables, f"sql/sinks.sql has no CREATE TABLE {index.table} for the index {index.key}"
     columns, key, options = tables[index.table]
-    assert columns == [(name, catalog.TYPES[typ]) for name, typ in index.fields.items()], index.table
-    assert key == index.id_field
-    assert f"'index' = '${{index_{index.key}}}'" in options
+    # doc_id: the record key (the document id), then the document's fields
+    assert columns == [("doc_id", "STRING")] + [(name, catalog.TYPES[typ]) for name, typ in index.fields.items()], \
+        index.table
+    assert key == "doc_id"
+    assert f"'topic' = '${{topic_{index.key}}}'" in options
 
 
-def test_no_elasticsearch_sink_outside_the_catalog():
-    es_tables = {name for name, (_, _, options) in sink_tables().items() if "${es_options:options}" in options}
-    assert es_tables == {i.table for i in INDICES}
+def test_every_result_topic_is_a_catalog_topic_and_no_sink_is_outside_the_catalog():
+    result_tables = {name for name, (_, _, options) in sink_tables().items() if "${result_options:options}" in options}
+    assert result_tables == {i.table for i in INDICES}
+    topics = {t.name: t for t in catalog.TOPICS}
+    for index in INDICES:
+        assert topics[index.topic].partitions >= 1, index.key
+        # a topic read from its beginning rebuilds the index: keyed results are compacted
+        assert "compact" in topics[index.topic].config.get("cleanup.policy", "") or index.key == "dead_letters"
+    assert catalog.INDEX_DEAD_LETTERS in topics
+
+
+def test_the_insert_writes_the_id_field_as_the_record_key():
+    pipeline = sql_runner.split_statements((SQL_DIR / "pipeline.sql").read_text())
+    inserts = {re.match(r"INSERT INTO (\w+)", s).group(1): s for block in pipeline if isinstance(block, tuple)
+               for s in block[1]}
+    for index in INDICES:
+        first = re.search(r"SELECT\s+(.+?),", inserts[index.table], re.S).group(1).strip()
+        assert first in (index.id_field, f"CAST({index.id_field} AS STRING)"), (index.table, first)
 
 
 def test_the_statement_set_writes_every_index():
@@ -65,7 +82,9 @@ def test_index_names_follow_the_prefix():
 
 
 def test_topics_and_vocabularies():
-    assert [t.name for t in catalog.TOPICS] == [catalog.ACTIVITY, catalog.DETAILS, catalog.OFFERS, catalog.DEAD_LETTERS]
+    assert [t.name for t in catalog.TOPICS][:4] == [catalog.ACTIVITY, catalog.DETAILS, catalog.OFFERS,
+                                                   catalog.DEAD_LETTERS]
+    assert {catalog.INDEX[k].topic for k in ("enriched", "alerts")} <= {t.name for t in catalog.TOPICS}
     assert catalog.SOURCES == (catalog.DETAILS, catalog.OFFERS, catalog.ACTIVITY)
     assert "login" in catalog.activity_types() and "web" in catalog.channels()
     with pytest.raises(KeyError):

@@ -37,7 +37,8 @@ HELP = "run '{}' for the valid options."
 
 
 @pytest.mark.parametrize("args,message", [
-    ((), "error: a command is required, one of: fetch, stack, schema-registry, topics, verify, settings, generate, job, demo, kibana; "
+    ((), "error: a command is required, one of: fetch, stack, schema-registry, topics, verify, settings, generate, job, "
+         "index, demo, kibana; "
          + HELP.format("churnstream --help")),
     (("--nope",), "error: unrecognized arguments: --nope; " + HELP.format("churnstream --help")),
     (("topics", "--nope"), "error: unrecognized arguments: --nope; " + HELP.format("churnstream topics --help")),
@@ -47,9 +48,10 @@ HELP = "run '{}' for the valid options."
      "error: unrecognized arguments: --bogus; " + HELP.format("churnstream kibana report --help")),
     (("job", "--window-size", "abc"),
      "error: argument --window-size: invalid int value: 'abc'; " + HELP.format("churnstream job --help")),
-    (("job", "--sink", "kafka"),
-     "error: argument --sink: invalid choice: 'kafka' (choose from 'elasticsearch', 'print'); "
+    (("job", "--sink", "elasticsearch"),
+     "error: argument --sink: invalid choice: 'elasticsearch' (choose from 'kafka', 'print'); "
      + HELP.format("churnstream job --help")),
+    (("index", "--batch-docs", "0"), "error: --batch-docs must be >= 1, --batch-mb > 0 and --batch-wait-ms >= 0."),
     (("verify",), "error: the following arguments are required: --ledger; " + HELP.format("churnstream verify --help")),
     (("generate", "--rate", "-5"), "error: --rate must be >= 0 (0 means as fast as possible)."),
     (("job", "--window-size", "60", "--window-slide", "7"),

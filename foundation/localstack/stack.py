@@ -6,6 +6,7 @@ import logging
 import time
 from pathlib import Path
 
+from foundation.artifacts import es_java_home
 from foundation.localstack import process
 from foundation.localstack.elasticsearch import ElasticsearchServer
 from foundation.localstack.kafka import KafkaServer
@@ -44,6 +45,8 @@ def up(settings: Settings) -> Settings:
             process.check_port_free(settings.kafka_controller_port, "the Kafka controller",
                                     "CHURNSTREAM_KAFKA_CONTROLLER_PORT")
         to_start.append(svc)
+    if es in to_start:
+        es_java_home(settings)   # a wrong CHURNSTREAM_ES_JAVA_HOME stops us before anything starts
     # Launch everything, then wait: the services start in parallel.
     for svc in to_start:
         svc.launch()
