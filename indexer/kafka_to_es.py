@@ -51,7 +51,7 @@ class IndexerOptions:
     batch_docs: int = 5_000            # a bulk request holds at most this many documents,
     batch_bytes: int = 8 << 20         # this many bytes,
     batch_wait_s: float = 0.2          # and leaves at the latest this long after its first record
-    until_caught_up: bool = False      # stop when every partition is read to its end and indexed
+    until_caught_up: bool = False      # stop when every partition is read to its end, indexed and searchable
     from_start: bool = False           # first read every partition from its beginning (a rebuild)
     progress_every_s: float = 5.0
     max_backoff_s: float = 30.0
@@ -160,6 +160,10 @@ class Indexer:
                     break
             if items and self._write(items):
                 self._commit(items, asynchronous=False)
+            if self.opts.until_caught_up and not self._stop.is_set():
+                # Caught up means searchable: without a refresh the last second of documents would
+                # be invisible to a query made right after (refresh_interval 1 s).
+                self.es.indices.refresh(index=",".join(sorted(set(self.routes.values()))), ignore_unavailable=True)
         finally:
             restore()
             self._close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,7 +45,10 @@ def submit_detached(settings, address: str):
     client = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", address, "--detach"],
                             env=env, capture_output=True, text=True, timeout=300)
     assert client.returncode == 0, client.stdout + client.stderr
-    return client.stdout.split()[1], client, env
+    # The job id from our own line (the client JVM may print a log4j status line on stdout first).
+    running = re.search(r"^job ([0-9a-f]{32}) is running on ", client.stdout, re.M)
+    assert running, client.stdout
+    return running.group(1), client, env
 
 
 def job(settings, log_file, *flags):

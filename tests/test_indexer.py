@@ -137,6 +137,8 @@ def test_a_refused_document_is_an_index_dead_letter_and_the_rest_is_indexed(topi
            (b"bad-json", b'{"alert_id":')]
     want = produce_versions(s, 500, 2, extra=bad)
     totals = Indexer(s, IndexerOptions(group_id=f"{s.topic_prefix}indexer", until_caught_up=True)).run()
+    # caught up = searchable at once (no refresh of ours before this count)
+    assert s.es_client().count(index=f"{s.index_prefix}alerts")["count"] == 500
     assert alerts_in_es(s) == want
     assert (totals.indexed, totals.dead_lettered) == (1_000, 3)
     letters = {d["id"]: d for d in index_dead_letters(s)}

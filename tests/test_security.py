@@ -170,8 +170,12 @@ def test_producer_and_consumer_authenticate_from_settings(broker, protocol, mech
 
 
 def _cli(*args, env, timeout=60):
+    # Where the CLI's Flink gateway finds its log4j configuration is its own business: a loopback UDF
+    # run earlier in this process merges its worker's environment into ours (Beam's worker pool),
+    # and a clean-clone run once gave a job with an empty Flink log (log4j: "No configuration found").
+    inherited = {k: v for k, v in os.environ.items() if k not in ("FLINK_CONF_DIR", "LOG4J_PROPERTIES")}
     return subprocess.run([sys.executable, "-m", "churnstream", *args], capture_output=True, text=True,
-                          env=dict(os.environ, **env), timeout=timeout)
+                          env=dict(inherited, **env), timeout=timeout)
 
 
 def _diagnosis(s: Settings, within: float = 3.0) -> str:
