@@ -22,6 +22,7 @@ class Versions:
     kafka_scala: str
     log4j: str
     elasticsearch: str
+    elasticsearch_zip_sha256: str
     kibana: str
     schema_registry: str
     quarkus: str
@@ -40,6 +41,7 @@ def versions() -> Versions:
         kafka_scala=raw["kafka"]["scala"],
         log4j=raw["kafka"]["log4j"],
         elasticsearch=raw["elasticsearch"]["version"],
+        elasticsearch_zip_sha256=raw["elasticsearch"]["zip_sha256"],
         kibana=raw["kibana"]["version"],
         schema_registry=raw["schema_registry"]["version"],
         quarkus=raw["schema_registry"]["quarkus"],

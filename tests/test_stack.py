@@ -240,3 +240,32 @@ def _registry_keeps_schemas_across_a_restart(s: Settings) -> None:
     process.wait_until(registry.ready, 60, registry.name, registry.log_file, registry.pid())
     with urllib.request.urlopen(f"{url}/schemas/ids/{schema_id}", timeout=10) as r:
         assert json.loads(json.loads(r.read())["schema"]) == schema
+
+
+def test_maven_errors_keep_the_reason_and_drop_colour_and_footer():
+    from foundation.artifacts import maven_errors
+
+    # As Maven 3.9 printed it on 2 December 2026 (colour codes included) for a zip served without checksums.
+    out = ("\x1b[0m\x1b[0m[ERROR] Failed to execute goal on project elasticsearch-dist-9.2.0: Could not transfer "
+           "artifact org.elasticsearch.distribution.integ-test-zip:elasticsearch:zip:9.2.0: Checksum validation "
+           "failed, no checksums available -> [Help 1]\n[ERROR] \n"
+           "[ERROR] To see the full stack trace of the errors, re-run Maven with the -e switch.\n"
+           "[ERROR] Re-run Maven using the -X switch to enable full debug logging.\n"
+           "[ERROR] [Help 1] http://cwiki.apache.org/confluence/display/MAVEN/DependencyResolutionException\n")
+    assert maven_errors(out) == [
+        "[ERROR] Failed to execute goal on project elasticsearch-dist-9.2.0: Could not transfer artifact "
+        "org.elasticsearch.distribution.integ-test-zip:elasticsearch:zip:9.2.0: Checksum validation failed, "
+        "no checksums available"]
+    assert maven_errors("plain failure\n") == ["plain failure"]
+
+
+def test_the_elasticsearch_zip_is_checked_against_its_pinned_sha256(base_settings):
+    """Served without checksum files, so the pin is the check; the cached zip is the one pinned."""
+    import hashlib
+
+    from foundation.artifacts import bundles
+
+    b = bundles()["elasticsearch"]
+    (name, sha), = b.pinned
+    zip_file = b.folder(Path(base_settings.home)) / name
+    assert hashlib.sha256(zip_file.read_bytes()).hexdigest() == sha == versions().elasticsearch_zip_sha256
