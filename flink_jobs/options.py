@@ -22,9 +22,9 @@ class JobOptions:
     alert_threshold: float = catalog.ALERT_THRESHOLD
     session_gap_minutes: int = 30
     out_of_orderness_seconds: int = 5
-    # Idle partitions would hold back watermarks forever in a live run; but in a bounded run an
-    # idle timeout only adds a start-up race (a versioned table marked idle before it is read lets
-    # activities pass unenriched), and every source ends with a final watermark anyway: off there.
+    # How long a customer/offer partition may be silent before it stops holding back the temporal
+    # joins (those topics are quiet by nature). Activity partitions never go idle (sql/sources.sql);
+    # a bounded run sets none (every source ends with a final watermark).
     idle_timeout: str = "5 s"
     max_clock_skew_hours: int = 24
     max_payload_chars: int = 65_536

@@ -18,7 +18,7 @@ from foundation import UserError
 log = logging.getLogger("churnstream.generator")
 
 PROBE_TIMEOUT_S = 5.0
-DELIVERY_TIMEOUT_MS = 120_000
+DELIVERY_TIMEOUT_MS = 300_000
 FLUSH_TIMEOUT_S = DELIVERY_TIMEOUT_MS / 1000 + 30
 OUTAGE_LOG_EVERY_S = 10.0
 
@@ -34,7 +34,7 @@ def producer_config(settings) -> dict:
         "batch.size": 1_000_000,
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 512 * 1024,
-        # librdkafka retries until this timeout: a broker restart of up to two minutes loses nothing;
+        # librdkafka retries until this timeout: a broker restart of up to five minutes loses nothing;
         # a broker gone for longer shows up as counted failures in the ledger, not a hang.
         "message.timeout.ms": DELIVERY_TIMEOUT_MS,
         "delivery.report.only.error": True,    # successes cost nothing; delivered = sent - failed

@@ -2,8 +2,15 @@
 -- never hosts. sources_avro.sql declares the same tables for Avro records (--format avro).
 
 SET 'table.local-time-zone' = 'UTC';
--- A partition with no data holds back the watermark (and with it every temporal join and window).
-SET 'table.exec.source.idle-timeout' = '${idle_timeout}';
+-- Watermarks (why the sources differ; flink_jobs/params.py kafka_reads sets them):
+-- * activity partitions are never marked idle. A partition that is only quiet for a while (a broker
+--   outage, a stalled producer, a restart on a backlog) must not let the others move the watermark
+--   past its records, or windows, rolling state and alerts drop them as late. The price: a partition
+--   that never receives data holds every result back (README, Troubleshooting).
+-- * the customer and offer tables are quiet by nature (a few changes a day): they go idle after
+--   --idle-timeout without records, so they never hold back the temporal joins. While they have
+--   records to read (at start, after a restart or an outage) they are not idle and the joins wait
+--   for them, so an activity is enriched with every version written before it.
 
 -- Activity is read as raw text plus Kafka metadata, so a bad record becomes a dead letter instead
 -- of a failed job; fields are parsed and checked in transform.sql.

@@ -2,7 +2,15 @@
 -- tables as sources.sql, read through the Schema Registry at ${schema_registry_url}.
 
 SET 'table.local-time-zone' = 'UTC';
-SET 'table.exec.source.idle-timeout' = '${idle_timeout}';
+-- Watermarks (why the sources differ; flink_jobs/params.py kafka_reads sets them):
+-- * activity partitions are never marked idle. A partition that is only quiet for a while (a broker
+--   outage, a stalled producer, a restart on a backlog) must not let the others move the watermark
+--   past its records, or windows, rolling state and alerts drop them as late. The price: a partition
+--   that never receives data holds every result back (README, Troubleshooting).
+-- * the customer and offer tables are quiet by nature (a few changes a day): they go idle after
+--   --idle-timeout without records, so they never hold back the temporal joins. While they have
+--   records to read (at start, after a restart or an outage) they are not idle and the joins wait
+--   for them, so an activity is enriched with every version written before it.
 
 -- Decodes one record with its writer schema (looked up by the id in its header) into JSON text,
 -- or names why it cannot: not_avro_wire_format, unknown_schema_id, malformed_avro (flink_udfs/).

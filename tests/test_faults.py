@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from churnstream.verify import format_reports
-from faultkit import close_event_time, job, kill, settle, wait_for_line
+from faultkit import close_event_time, job, kill, messages_in_kafka, settle, wait_for_line
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,60 +50,72 @@ def assert_exact(reports, note=""):
     assert all(r.ok for r in reports.values()), table
 
 
-# Issue 20: after a kill and resume with the default --idle-timeout, window results can be dropped as
-# late. Whether it shows depends on timing alone (clean clones: 2 of the last 4 runs failed with the
-# same figures, 168 of 189 windows missing); the test keeps running and reports XPASS when it holds.
-@pytest.mark.xfail(strict=False, reason="issue 20: windows dropped as late after a resume, timing-dependent")
-def test_job_killed_hard_mid_stream_resumes_from_checkpoint_without_loss_or_duplicates(stack, tmp_path):
-    from foundation.catalog import index_names
+# How long the killed job stays down while the generator keeps producing (issue 20 asks for 3
+# minutes; the suite's time budget runs less by default, and nothing in the mechanism depends on the
+# length: activity partitions have no idle timer. CHURNSTREAM_TEST_JOB_DOWN_S=180 runs the long one).
+JOB_DOWN_S = float(os.environ.get("CHURNSTREAM_TEST_JOB_DOWN_S", "40"))
+
+
+@contextlib.contextmanager
+def cpu_burners(n: int = os.cpu_count() or 2):
+    """Keep every core busy (one spinning process each), as a machine busy with other work would."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_job_killed_hard_mid_stream_and_down_while_data_arrives_resumes_exactly_on_a_busy_machine(stack, tmp_path):
+    """Default flags: killed (SIGKILL) after a checkpoint, kept down while the generator goes on, resumed
+    from the checkpoint with every core busy with other work: every index exact."""
+    from foundation.catalog import INDEX
     from generator import GeneratorConfig, produce
 
     s = fault_settings(stack, "kill", tmp_path)
-    # Event time advances with the send rate, as in a live feed.
-    config = GeneratorConfig(seed=11, activities=10_000, **FEED)
-    es = s.es_client()
-    index = index_names(s)["enriched"]
+    rate = 500
+    # Event time advances with the send rate, as in a live feed; the feed outlasts the downtime.
+    config = GeneratorConfig(seed=11, activities=int(rate * (JOB_DOWN_S + 30)), **FEED)
 
     # Live, as in production: the job runs first, the data arrives (customers and offers before
     # the activities that use them), and the job is killed mid-stream.
     log1, log2 = tmp_path / "job1.log", tmp_path / "job2.log"
     first = job(s, log1)
     wait_for_line(first, log1, "job: submitted")
-    feed = threading.Thread(target=produce, args=(s, config), kwargs={"rate": 1_000, "progress": False})
+    feed = threading.Thread(target=produce, args=(s, config), kwargs={"rate": rate, "progress": False})
     feed.start()
-    try:
-        killed_at = _kill_when_checkpointed(first, s, es, index, time.monotonic() + 240)
-    finally:
-        kill(first)         # never leave a job running behind a failed test
-    assert killed_at is not None, "the job finished (or never wrote) before it could be killed"
-    assert killed_at < config.activities, "killed too late to prove anything"
-
-    resumed = job(s, log2, "--resume")
-    try:
-        feed.join()
-        close_event_time(s, config)
-        reports = settle(s, expected_for(config), resumed)
-    finally:
-        kill(resumed)
+    with cpu_burners():
+        try:
+            killed_at = _kill_when_checkpointed(first, s, INDEX["enriched"].topic, time.monotonic() + 240)
+        finally:
+            kill(first)         # never leave a job running behind a failed test
+        assert killed_at is not None, "the job finished (or never wrote) before it could be killed"
+        time.sleep(JOB_DOWN_S)
+        assert feed.is_alive(), "the generator finished while the job was down: nothing arrives after the resume"
+        resumed = job(s, log2, "--resume")
+        try:
+            feed.join()
+            close_event_time(s, config)
+            reports = settle(s, expected_for(config), resumed, timeout=300)
+        finally:
+            kill(resumed)
     assert "resuming from" in log2.read_text(errors="replace")
-    assert_exact(reports, f"killed with {killed_at} enriched documents written")
+    assert_exact(reports, f"killed with {killed_at} enriched results in Kafka, down {JOB_DOWN_S:.0f} s, cores busy")
 
 
-def _kill_when_checkpointed(job, s, es, index, deadline):
-    """SIGKILL the job's whole process group once it has written and completed a checkpoint."""
+def _kill_when_checkpointed(job, s, enriched_topic, deadline):
+    """SIGKILL the job's whole process group once it has written results and completed a checkpoint."""
     from flink_jobs import pipeline
 
     while time.monotonic() < deadline and job.poll() is None:
-        try:
-            es.indices.refresh(index=index)
-            count = es.count(index=index)["count"]
-        except Exception:  # noqa: BLE001 - index not created yet
-            count = 0
+        count = messages_in_kafka(s, enriched_topic)
         if count > 0 and pipeline.latest_checkpoint(s) is not None:
             os.killpg(job.pid, signal.SIGKILL)        # a crash, not a cancel
             job.wait()
             return count
-        time.sleep(0.1)
+        time.sleep(0.2)
     return None
 
 

@@ -66,6 +66,11 @@ def _start(server) -> None:
     process.wait_until(server.ready, 120, server.name, server.log_file, server.pid())
 
 
+# The broker outage (issue 20 asks for 2 minutes; the suite runs less by default, and activity
+# partitions have no idle timer whatever the length. CHURNSTREAM_TEST_BROKER_DOWN_S=120 runs the long one).
+BROKER_DOWN_S = float(os.environ.get("CHURNSTREAM_TEST_BROKER_DOWN_S", "30"))
+
+
 def _job_after_snapshot(s, log, *flags):
     """Start the live job once the customer/offer snapshot is in Kafka, as a deployment would (the
     tables loaded, then the stream): a job that starts on empty topics races its own idle-partition
@@ -84,7 +89,7 @@ def _ledger_matches_kafka(s, ledger) -> None:
         assert messages_in_kafka(s, logical) == t["delivered"], (logical, t)
 
 
-def test_broker_stopped_30s_under_load_generator_retries_and_job_resumes(outage_stack, tmp_path):
+def test_broker_stopped_under_load_generator_retries_and_job_resumes_with_default_flags(outage_stack, tmp_path):
     from churnstream.expected import compute
     from flink_jobs.options import JobOptions
     from generator import GeneratorConfig, expected_records, produce
@@ -95,16 +100,16 @@ def test_broker_stopped_30s_under_load_generator_retries_and_job_resumes(outage_
     ledgers = []
     feed = threading.Thread(target=lambda: ledgers.append(produce(s, config, rate=1_000, progress=False)))
     feed.start()
-    # Longer than the outage: with the default 5 s every partition is marked idle while the broker is
-    # away, the first partition back alone advances the watermark, and the windows drop the other
-    # partitions' records as late (measured: 2 of 237 window results missing, 35 wrong, 5 of 9 alerts).
-    proc = _job_after_snapshot(s, log, "--idle-timeout", "120")
+    # The job's default flags: activity partitions are never marked idle, so the first partition back
+    # cannot move the watermark past the others' records (with a 5 s idle timeout on every source this
+    # outage dropped 2 of 237 window results, 35 were wrong and 5 of 9 alerts missing).
+    proc = _job_after_snapshot(s, log)
     broker = KafkaServer(outage_stack)    # the stack's own run folder holds its pid file
     try:
         time.sleep(8)                       # under load: ~8k records in, the job running
         _stop(broker, "Kafka")
         t_down = time.monotonic()
-        time.sleep(30)
+        time.sleep(BROKER_DOWN_S)
         _start(broker)
         print(f"broker down for {time.monotonic() - t_down:.1f} s")
         feed.join(timeout=240)
@@ -124,7 +129,7 @@ def test_broker_stopped_30s_under_load_generator_retries_and_job_resumes(outage_
     finally:
         kill(proc)
     print(f"records written twice by the producer across the restart: {doubled}")
-    assert_exact(reports, "broker stopped for 30 s")
+    assert_exact(reports, f"broker stopped for {BROKER_DOWN_S:.0f} s")
 
 
 def test_elasticsearch_stopped_60s_the_job_never_restarts_and_the_indexer_catches_up(outage_stack, cluster, tmp_path):
@@ -136,8 +141,7 @@ def test_elasticsearch_stopped_60s_the_job_never_restarts_and_the_indexer_catche
     s = fault_settings(outage_stack, "es", tmp_path)
     config = GeneratorConfig(seed=22, activities=20_000, **FEED)
     log = tmp_path / "indexer.log"
-    # As compose runs it: the job is up before the generator starts (a job started on a backlog
-    # races its own idle-partition handling: issue 20).
+    # As compose runs it: the job is up before the generator starts.
     rest = FlinkRest(cluster.address)
     jid, _, _ = submit_detached(s, cluster.address)
     indexer = indexer_process(s, log)

@@ -31,9 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--window-slide", type=int, default=JobOptions.window_slide_seconds, metavar="SECONDS")
     p.add_argument("--alert-threshold", type=float, default=JobOptions.alert_threshold)
     p.add_argument("--idle-timeout", type=int, default=int(JobOptions.idle_timeout.split()[0]), metavar="SECONDS",
-                   help="a partition silent this long stops holding back the watermark (%(default)s); set it above "
-                        "the longest broker outage you expect: records arriving behind an advanced watermark "
-                        "are dropped by the windows")
+                   help="a customer or offer partition silent this long stops holding back the temporal joins "
+                        "(%(default)s); activity partitions are never marked idle, so no outage or restart "
+                        "makes their records late")
     p.add_argument("--customer-interval", type=int, default=JobOptions.customer_state_interval_seconds,
                    metavar="SECONDS", help="the customers index gets each customer's newest state once per this "
                                            "much event time (%(default)s)")
