@@ -95,7 +95,13 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes (except those given): checks the harness, not the speed")
     p.add_argument("--out", default=str(HERE), help="folder for RESULTS.md and results.json")
+    p.add_argument("--soak", type=float, metavar="SECONDS",
+                   help="instead of the suite: hold --soak-rate for this long with the job and the indexer running, "
+                        "and report lag, checkpoints and memory per minute (added to the existing results)")
+    p.add_argument("--soak-rate", type=float, default=5000, help="msg/s of the soak (5000)")
     args = p.parse_args(argv)
+    if args.soak is not None and args.soak < 180:
+        p.error("--soak needs at least 180 seconds (the verdict compares minutes 2-4 with the last three)")
     if args.smoke:
         # 12 s of load: a 10 s window slide boundary is always crossed with 2 s to spare, so window
         # results appear even in the smoke run. A size given on the command line is kept (e.g.
@@ -126,6 +132,8 @@ def main(argv=None) -> int:
                "environment": environment(), "processes": {"kafka": mon.fixed["kafka"],
                                                            "elasticsearch": mon.fixed["elasticsearch"]}}
     t_all = time.monotonic()
+    if args.soak is not None:
+        return _soak_only(args, base, tag, mon, command)
 
     def s_for(what: str, i: int):
         return base.with_(topic_prefix=f"{tag}-{what}{i}-", index_prefix=f"{tag}-{what}{i}-")
@@ -178,6 +186,60 @@ def main(argv=None) -> int:
     (out / "RESULTS.md").write_text(render(results))
     print(render(results))
     return 0
+
+
+def _soak_only(args, base, tag, mon, command: str) -> int:
+    """The soak alone; its figures join the suite's last results.json and RESULTS.md."""
+    from bench import soak
+
+    t0 = time.monotonic()
+    try:
+        figures = soak.soak(base.with_(topic_prefix=f"{tag}-", index_prefix=f"{tag}-"), args.soak_rate, args.soak, mon)
+    finally:
+        _cleanup(base, tag)
+    figures.update(command=command.strip(), date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                   total_s=round(time.monotonic() - t0, 1), loadavg_at_end=[round(x, 2) for x in os.getloadavg()])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
+    if results is None:
+        results = {"command": command.strip(), "date": figures["date"], "repeat": 1, "environment": environment()}
+    results["soak"] = figures
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    # Alone (no suite run yet in this folder) the report is the soak section only.
+    (out / "RESULTS.md").write_text(render(results) if "indexer" in results else "\n".join(_soak_section(figures)))
+    print("\n".join(_soak_section(figures)))
+    return 0
+
+
+def _soak_section(x: dict) -> list[str]:
+    from bench.procs import LABELS
+
+    groups = sorted({g for r in x["samples"] for g in r["rss_mb"]}, key=lambda g: list(LABELS).index(g)
+                    if g in LABELS else 99)
+    lines = ["## Soak", "",
+             f"`{x['command']}` on {x['date']}: {x['rate']:.0f} msg/s asked for {x['seconds']:.0f} s "
+             f"({x.get('delivered')} activities, {x.get('achieved_rate')} msg/s achieved), the live job and one "
+             "`churnstream index` running; one row per minute. Job lag: activity records not yet committed by "
+             "the job's consumer group (it commits at each checkpoint, every 5 s, so ~5 s of load is the "
+             "floor). Indexer lag: result records not yet committed by the indexer. Checkpoint: the newest "
+             "completed one, end to end, and the job's full state size. RSS in MB.", "",
+             "| minute | job lag | indexer lag | checkpoint ms | state MB | checkpoints (failed) | "
+             + " | ".join(f"{LABELS.get(g, g)} RSS" for g in groups) + " |",
+             "|---:|---:|---:|---:|---:|---:|" + "---:|" * len(groups)]
+    for r in x["samples"]:
+        lines.append(f"| {r['minute']} | {_num(r['job_lag'])} | {_num(r['indexer_lag'])} | {_num(r['checkpoint_ms'])} | "
+                     f"{_num(r['state_mb'], 2)} | {r.get('checkpoints')} ({r.get('checkpoints_failed')}) | "
+                     + " | ".join(_num(r["rss_mb"].get(g), 0) for g in groups) + " |")
+    g = x["grows"]
+    growing = [k for k, v in g.items() if v]
+    unknown = [k for k, v in g.items() if v is None]
+    lines += ["", "Does anything grow (mean of the last three minutes against minutes 2-4, more than 25 % and "
+              "above the noise floor; `bench/soak.py`)? "
+              + (f"**Yes: {', '.join(growing)}.**" if growing else "No: " + ", ".join(k for k, v in g.items() if v is False)
+                 + " stay flat.")
+              + (f" Too few samples for: {', '.join(unknown)}." if unknown else ""), ""]
+    return lines
 
 
 INDEXER_KEYS = ("docs_per_s", "seconds", "es_us_per_doc", "client_us_per_doc")
@@ -395,6 +457,8 @@ def render(r: dict) -> str:
                  + " and ".join(f"{t} s ({k})" for k, t in r["warm_up_s"].items())
                  + ": PyFlink's JVM and the UDF harness start with the first job of a process." if "warm_up_s" in r
                  else ""), ""]
+    if "soak" in r:
+        lines += _soak_section(r["soak"])
     return "\n".join(lines)
 
 

@@ -172,7 +172,10 @@ class Versions:
         return self._values[key][i - 1] if i else None
 
 
-def compute(records, opts: JobOptions, pii_key: bytes) -> Expected:
+def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[tuple[int, float], ...] = ()) -> Expected:
+    """``threshold_changes``: (event time ms, threshold) pairs, for a job resumed from a savepoint with
+    another --alert-threshold: events after that time were matched with that threshold (the
+    MATCH_RECOGNIZE matches an event when the watermark passes it; the stop's watermark is the time)."""
     customers, offers = Versions(), Versions()
     activities, dead = [], []
     seen: set[str] = set()   # activity ids already accepted: a later valid copy is a duplicate
@@ -221,7 +224,7 @@ def compute(records, opts: JobOptions, pii_key: bytes) -> Expected:
         enriched[row["activity_id"]] = row
         events.append(row)
 
-    state, alerts = _customers(events, opts)
+    state, alerts = _customers(events, opts, threshold_changes)
     return Expected(
         enriched=enriched,
         segments=_segments(events, opts),
@@ -260,21 +263,31 @@ def _per_customer(events):
     return by_customer
 
 
-def _customers(events, opts: JobOptions):
+def _customers(events, opts: JobOptions, threshold_changes=()):
     state, alerts = {}, {}
     n = opts.rolling_events
+
+    def threshold(t: int) -> float:
+        th = opts.alert_threshold
+        for since, value in sorted(threshold_changes):
+            if t > since:
+                th = value
+        return th
+
     for cid, evs in _per_customer(events).items():
-        prev = None
+        prev = prev_th = None
         window: list[float] = []
         for e in evs:
             window.append(e["propensity_to_churn"])
             recent = window[-n:]
             rolling = math.fsum(recent) / len(recent)
-            if prev is not None and prev < opts.alert_threshold <= rolling:
+            th = threshold(e["event_time"])
+            # The pattern's A is judged with the threshold in force when A was matched, B with B's.
+            if prev is not None and prev < prev_th and th <= rolling:
                 alerts[e["activity_id"]] = {"alert_id": e["activity_id"], "customer_id": cid,
                                             "alert_time": e["event_time"], "previous_propensity": prev,
                                             "rolling_propensity": rolling}
-            prev = rolling
+            prev, prev_th = rolling, th
         last = evs[-1]
         value = "high-value" if (last["income"] or 0) >= catalog.HIGH_VALUE_INCOME else "low-value"
         risk = "high-risk" if rolling >= catalog.HIGH_RISK_PROPENSITY else "low-risk"

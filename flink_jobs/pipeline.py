@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -171,6 +173,10 @@ def build(settings: Settings, opts: JobOptions, sink: str = "kafka", resume_from
         # State (offsets, windows, joins) continues where the checkpoint left it: nothing lost or counted twice.
         t_env.get_config().set("execution.savepoint.path", Path(resume_from).resolve().as_uri())
         log.info("job: resuming from %s", resume_from)
+    if not settings.flink_jobmanager:
+        # The local mini-cluster's REST endpoint on a port we know (Flink picks a random one
+        # otherwise): `churnstream job --stop` reaches the job there (run_file says where).
+        t_env.get_config().set("rest.bind-port", str(_free_port()))
     register_functions(t_env, hash_key(settings))
     values = job_params.build(settings, opts, jars)
     script = sql_runner.load([SOURCES[opts.format], TRANSFORM, SINKS, PIPELINE], values)
@@ -182,6 +188,50 @@ def build(settings: Settings, opts: JobOptions, sink: str = "kafka", resume_from
                               f"'print-identifier' = '{name}') LIKE default_catalog.default_database.{name} "
                               "(EXCLUDING OPTIONS)")
     return t_env, script
+
+
+def run_file(settings: Settings) -> Path:
+    """Where the newest job submitted from this run folder left its id and REST address."""
+    return Path(settings.run_dir) / "job.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def savepoint_root(settings: Settings) -> Path:
+    return (Path(settings.run_dir) / "savepoints").resolve()
+
+
+def stop_with_savepoint(settings: Settings) -> str:
+    """Stop the running pipeline with a savepoint and return its location: on the session cluster
+    of ``settings.flink_jobmanager`` (into its state.savepoints.dir), else the local job this run
+    folder started (into <run folder>/savepoints)."""
+    if settings.flink_jobmanager:
+        address, target = settings.flink_jobmanager, None
+    else:
+        try:
+            address = json.loads(run_file(settings).read_text())["rest"]
+        except (OSError, ValueError, KeyError):
+            raise UserError(f"no job was started from {settings.run_dir} ({run_file(settings).name} is missing); "
+                            "start one with 'churnstream job', or pass --jobmanager HOST:PORT for a cluster.") from None
+        target = savepoint_root(settings).as_uri()
+    rest = FlinkRest(address, timeout=30)
+    try:
+        jid = rest.running(JOB_NAME)
+    except OSError:
+        jid = None
+    if jid is None:
+        raise UserError(f"no churnstream job is running at {address}; there is nothing to stop.")
+    log.info("job: stopping %s at %s with a savepoint ...", jid, address)
+    try:
+        location = rest.stop_with_savepoint(jid, target)
+    except (RuntimeError, OSError) as e:
+        raise UserError(f"the job {jid} could not be stopped with a savepoint: {e}; it keeps running.") from None
+    log.info("job: %s stopped; savepoint %s", jid, location)
+    return location
 
 
 def dedup_state_ttls(opts: JobOptions) -> dict[tuple[str, str], str]:
@@ -198,8 +248,11 @@ def run(settings: Settings, opts: JobOptions, sink: str = "kafka", wait: bool = 
     result = compiled_plan.execute(t_env, script.inserts, dedup_state_ttls(opts))
     client = result.get_job_client()
     job_id = client.get_job_id() if client else "?"
-    log.info("job: submitted %s (%d inserts, %s, sink=%s) in %.1f s", job_id, len(script.inserts),
-             "bounded" if opts.bounded else "unbounded", sink, time.monotonic() - t0)
+    rest = settings.flink_jobmanager or f"127.0.0.1:{t_env.get_config().get_configuration().get_string('rest.bind-port', '8081')}"
+    run_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    run_file(settings).write_text(json.dumps({"job_id": str(job_id), "rest": rest}) + "\n")
+    log.info("job: submitted %s (%d inserts, %s, sink=%s) in %.1f s; REST %s", job_id, len(script.inserts),
+             "bounded" if opts.bounded else "unbounded", sink, time.monotonic() - t0, rest)
     if settings.flink_jobmanager:
         # The submission only says the JobManager accepted the graph: wait for every task to run, so
         # that a job which cannot start (a missing class, no free slot) is an error here.

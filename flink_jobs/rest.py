@@ -21,8 +21,10 @@ class FlinkRest:
         self.base = f"http://{host}:{port or '8081'}"
         self.timeout = timeout
 
-    def _call(self, path: str, method: str = "GET"):
-        req = urllib.request.Request(self.base + path, method=method)
+    def _call(self, path: str, method: str = "GET", body: dict | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
         with urllib.request.urlopen(req, timeout=self.timeout) as r:
             body = r.read()
         return json.loads(body) if body else None
@@ -52,6 +54,36 @@ class FlinkRest:
 
     def cancel(self, jid: str) -> None:
         self._call(f"/jobs/{jid}?mode=cancel", method="PATCH")
+
+    def stop_with_savepoint(self, jid: str, target_dir: str | None = None, timeout: float = 300.0) -> str:
+        """Stop the job with a savepoint (no drain: windows stay open in the savepoint, to be continued
+        by the resumed job); returns the savepoint's location. ``target_dir``: a URI the cluster can
+        write, or None for the cluster's state.savepoints.dir."""
+        body = {"drain": False, "formatType": "CANONICAL"}
+        if target_dir:
+            body["targetDirectory"] = target_dir
+        trigger = self._call(f"/jobs/{jid}/stop", method="POST", body=body)["request-id"]
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self._call(f"/jobs/{jid}/savepoints/{trigger}")
+            if status["status"]["id"] == "COMPLETED":
+                op = status.get("operation") or {}
+                if "location" in op:
+                    return op["location"]
+                cause = (op.get("failure-cause") or {}).get("stack-trace", "unknown cause")
+                raise RuntimeError(f"the savepoint failed: {cause.strip().splitlines()[0]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no savepoint after {timeout:.0f} s")
+            time.sleep(0.5)
+
+    def watermarks(self, jid: str, vertex_name_part: str) -> list[int]:
+        """The current input watermark (epoch ms) of each subtask of the first vertex whose name
+        contains ``vertex_name_part``."""
+        for v in self.job(jid)["vertices"]:
+            if vertex_name_part in v["name"]:
+                marks = self._call(f"/jobs/{jid}/vertices/{v['id']}/watermarks")
+                return [int(float(m["value"])) for m in marks]
+        raise KeyError(f"no vertex of job {jid} has {vertex_name_part!r} in its name")
 
     def wait_running(self, jid: str, timeout: float = 120.0) -> dict:
         """Until the job and every one of its tasks run; raises RuntimeError if it ends or times out."""

@@ -190,6 +190,11 @@ class Settings:
             del environ[name]
         return names
 
+    def to_env(self) -> dict[str, str]:
+        """Every field as its CHURNSTREAM_* variable: the environment under which a child process
+        (a job, an indexer) reads exactly these settings back with from_env(). Holds the secrets."""
+        return {_var(f.name): str(getattr(self, f.name)) for f in fields(self)}
+
     def with_(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
 

@@ -25,6 +25,12 @@ def compose_flink() -> tuple[dict[str, str], str]:
     return props, env["JVM_ARGS"]
 
 
+def env_for(settings, **extra: str) -> dict[str, str]:
+    """This process's environment with every one of `settings` in it: what a `churnstream`
+    subprocess (job, index, job --stop) needs to work on the same topics, indices and run folder."""
+    return {**os.environ, **settings.to_env(), **extra}
+
+
 class ClusterJob:
     """What settle() needs of a job: poll() is None while it runs (here: on the cluster)."""
 
@@ -38,9 +44,7 @@ class ClusterJob:
 def submit_detached(settings, address: str):
     """`churnstream job --jobmanager ADDRESS --detach` for `settings`, as the compose job service
     runs it: returns (job id, the finished client process, its environment)."""
-    env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=settings.topic_prefix, CHURNSTREAM_INDEX_PREFIX=settings.index_prefix,
-               CHURNSTREAM_RUN_DIR=settings.run_dir, CHURNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-               CHURNSTREAM_PII_HASH_KEY=settings.pii_hash_key, CHURNSTREAM_CHECKPOINT_INTERVAL_MS="2000")
+    env = env_for(settings, CHURNSTREAM_CHECKPOINT_INTERVAL_MS="2000")
     env.pop("CHURNSTREAM_ES_URL", None)   # the job needs no Elasticsearch
     client = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", address, "--detach"],
                             env=env, capture_output=True, text=True, timeout=300)
@@ -53,10 +57,7 @@ def submit_detached(settings, address: str):
 
 def job(settings, log_file, *flags):
     """`churnstream job` (live) for `settings`, as its own process group, logging to a file."""
-    env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=settings.topic_prefix,
-               CHURNSTREAM_INDEX_PREFIX=settings.index_prefix, CHURNSTREAM_RUN_DIR=settings.run_dir,
-               CHURNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, CHURNSTREAM_ES_URL=settings.es_url,
-               CHURNSTREAM_PII_HASH_KEY=settings.pii_hash_key, CHURNSTREAM_CHECKPOINT_INTERVAL_MS="1000")
+    env = env_for(settings, CHURNSTREAM_CHECKPOINT_INTERVAL_MS="1000")
     # Output to a file, never a pipe nobody reads: a full pipe would stall the job.
     with open(log_file, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "churnstream", "job", *flags], env=env,
@@ -171,9 +172,7 @@ def indexing(settings, enabled: bool = True):
 
 def indexer_process(settings, log_file, *flags):
     """`churnstream index` for `settings`, as its own process group, logging to a file."""
-    env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=settings.topic_prefix,
-               CHURNSTREAM_INDEX_PREFIX=settings.index_prefix, CHURNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-               CHURNSTREAM_ES_URL=settings.es_url)
+    env = env_for(settings)
     with open(log_file, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "churnstream", "index", "--group",
                                  f"{settings.topic_prefix}indexer", *flags], env=env, stdout=out,

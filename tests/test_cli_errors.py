@@ -62,6 +62,8 @@ HELP = "run '{}' for the valid options."
      "error: --customer-interval must be a positive number of seconds (e.g. 1)."),
     (("job", "--dedup-horizon", "0"),
      "error: --dedup-horizon must be a positive number of minutes (e.g. 10)."),
+    (("job", "--stop", "--resume"),
+     "error: --stop stops the running job; it takes no --resume, --resume-from or --detach."),
     (("job", "--detach"),
      "error: --detach needs a session cluster (--jobmanager HOST:PORT): a local mini-cluster job runs inside this "
      "process and ends with it."),
@@ -193,3 +195,25 @@ def test_avro_job_with_nothing_listening_at_the_registry():
         f"error: the Schema Registry at {url} does not answer ([Errno 111] Connection refused); start the local "
         "stack with 'churnstream stack up' or point CHURNSTREAM_SCHEMA_REGISTRY_URL at your registry.\n"))
     assert r.elapsed < 10
+
+
+def test_stop_with_no_job_started_from_the_run_folder(tmp_path):
+    r = cli("job", "--stop", env={"CHURNSTREAM_RUN_DIR": str(tmp_path)})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: no job was started from {tmp_path} (job.json is missing); start one with 'churnstream job', or "
+        "pass --jobmanager HOST:PORT for a cluster.\n"))
+
+
+def test_stop_when_the_job_started_there_is_gone(tmp_path):
+    port = free_port()
+    (tmp_path / "job.json").write_text(f'{{"job_id": "x", "rest": "127.0.0.1:{port}"}}')
+    r = cli("job", "--stop", env={"CHURNSTREAM_RUN_DIR": str(tmp_path)})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: no churnstream job is running at 127.0.0.1:{port}; there is nothing to stop.\n"))
+
+
+def test_resume_from_a_folder_that_is_no_checkpoint(tmp_path):
+    r = cli("job", "--resume-from", f"file:{tmp_path}")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", (
+        f"error: {tmp_path} is not a checkpoint or savepoint (no _metadata in it); pass a chk-N or savepoint-... "
+        "folder.\n"))

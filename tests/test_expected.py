@@ -104,6 +104,18 @@ def test_alert_once_per_upward_crossing():
     assert sorted(alerts) == ["a1", "a4"]
 
 
+def test_threshold_changed_on_resume_applies_from_the_stop_on():
+    """Stopped at T+2.5 s and resumed with another threshold: each event is judged with the threshold
+    in force when it was matched, so the pattern's A may have met the old one and B the new one."""
+    opts = JobOptions(rolling_events=1, alert_threshold=0.7)
+    rows = _rows(*[(1, i * 1000, p, "web") for i, p in enumerate([0.5, 0.8, 0.6, 0.75, 0.5, 0.9])])
+    alerts = lambda *changes: sorted(ex._customers(rows, opts, changes)[1])   # noqa: E731
+    assert alerts() == ["a1", "a3", "a5"]
+    assert alerts((T + 2_500, 0.85)) == ["a1", "a5"]            # 0.6 -> 0.75 no longer crosses
+    assert alerts((T + 2_500, 0.55)) == ["a1", "a3", "a5"]      # 0.6 was below 0.7 when it was matched
+    assert alerts((T - 1, 0.55)) == ["a1", "a5"]                 # 0.55 from the start: 0.6 is not below it
+
+
 def test_first_event_above_threshold_is_not_a_crossing():
     opts = JobOptions(rolling_events=1, alert_threshold=0.7)
     _, alerts = ex._customers(_rows((1, 0, 0.9, "web")), opts)

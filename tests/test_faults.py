@@ -77,7 +77,7 @@ def test_job_killed_hard_mid_stream_and_down_while_data_arrives_resumes_exactly_
     s = fault_settings(stack, "kill", tmp_path)
     rate = 500
     # Event time advances with the send rate, as in a live feed; the feed outlasts the downtime.
-    config = GeneratorConfig(seed=11, activities=int(rate * (JOB_DOWN_S + 30)), **FEED)
+    config = GeneratorConfig(seed=11, activities=int(rate * (JOB_DOWN_S + 90)), **FEED)
 
     # Live, as in production: the job runs first, the data arrives (customers and offers before
     # the activities that use them), and the job is killed mid-stream.
@@ -105,13 +105,14 @@ def test_job_killed_hard_mid_stream_and_down_while_data_arrives_resumes_exactly_
     assert_exact(reports, f"killed with {killed_at} enriched results in Kafka, down {JOB_DOWN_S:.0f} s, cores busy")
 
 
-def _kill_when_checkpointed(job, s, enriched_topic, deadline):
-    """SIGKILL the job's whole process group once it has written results and completed a checkpoint."""
+def _kill_when_checkpointed(job, s, enriched_topic, deadline, at_least: int = 2_000):
+    """SIGKILL the job's whole process group once it has written `at_least` results and completed a
+    checkpoint: mid-stream, with windows, sessions and per-customer state open."""
     from flink_jobs import pipeline
 
     while time.monotonic() < deadline and job.poll() is None:
         count = messages_in_kafka(s, enriched_topic)
-        if count > 0 and pipeline.latest_checkpoint(s) is not None:
+        if count >= at_least and pipeline.latest_checkpoint(s) is not None:
             os.killpg(job.pid, signal.SIGKILL)        # a crash, not a cancel
             job.wait()
             return count

@@ -50,3 +50,8 @@ def test_log_lines_go_to_the_current_stderr_even_after_it_was_swapped(monkeypatc
     monkeypatch.setattr("sys.stderr", second)
     logging.getLogger("churnstream.test").info("one useful line")
     assert second.getvalue().endswith("churnstream.test one useful line\n")
+
+
+def test_to_env_round_trips_every_field_for_a_child_process():
+    s = Settings().with_(topic_prefix="t-", kafka_port=19092, pii_hash_key="k", parallelism=2)
+    assert Settings.from_env(s.to_env()) == s

@@ -42,7 +42,11 @@ def add_parser(sub) -> None:
                         "(%(default)s); the job keeps a flag and a count per id seen within it")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (after a crash or kill)")
-    p.add_argument("--resume-from", metavar="CHECKPOINT_DIR", help="continue from this checkpoint or savepoint")
+    p.add_argument("--resume-from", metavar="DIR", help="continue from this checkpoint (chk-N) or savepoint folder")
+    p.add_argument("--stop", action="store_true",
+                   help="stop the running job with a savepoint and print where it is (the local job started from "
+                        "this run folder, or the one on --jobmanager); continue it, changed or not, with "
+                        "--resume-from (README: Upgrades)")
     p.set_defaults(func=run)
 
 
@@ -71,11 +75,27 @@ def run(args, settings) -> int:
     from flink_jobs import pipeline
 
     opts = options_from_args(args)
+    if args.stop and (args.resume or args.resume_from or args.detach):
+        raise UserError("--stop stops the running job; it takes no --resume, --resume-from or --detach.")
     if args.jobmanager:
         settings = settings.with_(flink_jobmanager=args.jobmanager)
+    resume_from = None
+    if args.resume_from:
+        resume_from = Path(args.resume_from.removeprefix("file://").removeprefix("file:"))
+        if not (resume_from / "_metadata").exists():
+            raise UserError(f"{resume_from} is not a checkpoint or savepoint (no _metadata in it); pass a chk-N "
+                            "or savepoint-... folder.")
+    elif args.resume:
+        resume_from = pipeline.latest_checkpoint(settings)
+        if resume_from is None:
+            raise UserError(f"there is no checkpoint under {pipeline.checkpoint_root(settings)} to resume from; "
+                            "run without --resume.")
     # A remote cluster that is not there: said now, before PyFlink spends a minute retrying it and
     # ends in a Java stack trace.
     require_flink(settings)
+    if args.stop:
+        print(f"savepoint: {pipeline.stop_with_savepoint(settings)}", flush=True)
+        return 0
     if args.detach and not settings.flink_jobmanager:
         raise UserError("--detach needs a session cluster (--jobmanager HOST:PORT): a local mini-cluster job runs "
                         "inside this process and ends with it.")
@@ -92,16 +112,6 @@ def run(args, settings) -> int:
             print(f"job {running} is already running on {settings.flink_jobmanager}; nothing submitted (this command's "
                   "flags apply only to a new job: cancel that one first to change it)", flush=True)
             return 0 if args.detach else pipeline.follow(settings, running)
-    resume_from = None
-    if args.resume_from:
-        resume_from = Path(args.resume_from)
-        if not (resume_from / "_metadata").exists():
-            raise UserError(f"{resume_from} is not a checkpoint (no _metadata in it); pass a chk-N folder.")
-    elif args.resume:
-        resume_from = pipeline.latest_checkpoint(settings)
-        if resume_from is None:
-            raise UserError(f"there is no checkpoint under {pipeline.checkpoint_root(settings)} to resume from; "
-                            "run without --resume.")
     result = pipeline.run(settings, opts, sink=args.sink, wait=not args.detach, resume_from=resume_from)
     if args.detach:
         client = result.get_job_client()

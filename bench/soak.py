@@ -1,0 +1,132 @@
+"""Soak: the pipeline and the indexer under a steady load for a long time (`python -m bench --soak
+600`). Once a minute: how far the job's and the indexer's consumer groups are behind, the newest
+checkpoint's duration and size, and the RSS of every process; at the end, whether any of them grows.
+
+A figure "grows" when the mean of its last three samples exceeds the mean of the three after the
+warm-up minute by more than 25 % and by more than its noise floor (lag: 2 s of load, since the job
+commits its offsets only at checkpoints, every 5 s; checkpoint time: 1 s; sizes and RSS: 16 MB).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import threading
+import time
+
+from foundation import catalog
+from foundation.settings import Settings
+from flink_jobs import pipeline
+from flink_jobs.options import JobOptions
+from flink_jobs.rest import FlinkRest
+
+log = logging.getLogger("churnstream.bench")
+
+MB = 1024 * 1024
+
+
+def group_lag(settings: Settings, group: str, topics: list[str]) -> int | None:
+    """Records in `topics` not yet committed by `group` (None before its first commit)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({**settings.kafka_client_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = []
+        for t in topics:
+            parts += [TopicPartition(t, p) for p in c.list_topics(t, timeout=10).topics[t].partitions]
+        committed = c.committed(parts, timeout=10)
+        if all(tp.offset < 0 for tp in committed):
+            return None
+        lag = 0
+        for tp in committed:
+            lo, hi = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+            lag += hi - (tp.offset if tp.offset >= 0 else lo)
+        return lag
+    finally:
+        c.close()
+
+
+def checkpoint(rest: FlinkRest, jid: str) -> dict:
+    """The newest completed checkpoint: end-to-end ms, full state size and what it wrote (bytes)."""
+    stats = rest._call(f"/jobs/{jid}/checkpoints")
+    done = (stats.get("latest") or {}).get("completed") or {}
+    counts = stats.get("counts") or {}
+    return {"checkpoint_ms": done.get("end_to_end_duration"), "state_mb": _mb(done.get("state_size")),
+            "checkpointed_mb": _mb(done.get("checkpointed_data_size")), "checkpoints": counts.get("completed"),
+            "checkpoints_failed": counts.get("failed")}
+
+
+def _mb(n) -> float | None:
+    return round(n / MB, 2) if isinstance(n, (int, float)) else None
+
+
+def rss_mb(mon) -> dict[str, float]:
+    """RSS per process group now (MB)."""
+    return {g: round(sum(status["VmRSS"] for _, status in procs.values()) / 1024, 1)
+            for g, procs in mon.sample().items() if procs}
+
+
+def grows(values: list[float | None], floor: float) -> bool | None:
+    """The verdict of the module doc string; None when there are too few samples."""
+    v = [x for x in values[1:] if x is not None]     # the first minute is the warm-up
+    if len(v) < 6:
+        return None
+    early, late = statistics.mean(v[:3]), statistics.mean(v[-3:])
+    return late - early > max(floor, 0.25 * abs(early))
+
+
+def soak(settings: Settings, rate: float, seconds: float, mon, every_s: float = 60.0) -> dict:
+    from bench.job_bench import _wait_running, produce_events, run_job, start_indexer
+    from foundation.topics import ensure_topics
+    from kibana.templates import install_templates
+
+    s = settings.with_(topic_prefix=f"{settings.topic_prefix}soak-", index_prefix=f"{settings.index_prefix}soak-")
+    ensure_topics(s)
+    install_templates(s)
+    opts = JobOptions(bounded=False, group_id=f"{s.topic_prefix}job")
+    indexer = start_indexer(s)
+    result = run_job(s, opts, "pipeline", wait=False)
+    samples: list[dict] = []
+    ledgers: list[dict] = []
+    try:
+        _wait_running(result)
+        indexer.wait_assigned()
+        jid = str(result.get_job_client().get_job_id())
+        rest = FlinkRest(json.loads(pipeline.run_file(s).read_text())["rest"], timeout=30)
+        feed = threading.Thread(target=lambda: ledgers.append(
+            produce_events(s, -1, rate=rate, start_ms=None, duration=seconds)), name="soak-feed", daemon=True)
+        t0 = time.monotonic()
+        feed.start()
+        source = [s.topic(catalog.ACTIVITY)]
+        results = list(catalog.result_topics(s).values())
+        while True:
+            feed.join(timeout=max(0.0, t0 + every_s * (len(samples) + 1) - time.monotonic()))
+            row = {"minute": len(samples) + 1, "t_s": round(time.monotonic() - t0, 1),
+                   "job_lag": group_lag(s, opts.group_id, source),
+                   "indexer_lag": group_lag(s, f"{s.topic_prefix}indexer", results),
+                   **checkpoint(rest, jid), "rss_mb": rss_mb(mon)}
+            samples.append(row)
+            log.info("bench: soak minute %d: job lag %s, indexer lag %s, checkpoint %s ms / %s MB, RSS %s",
+                     row["minute"], row["job_lag"], row["indexer_lag"], row["checkpoint_ms"], row["state_mb"],
+                     row["rss_mb"])
+            if not feed.is_alive():
+                break
+    finally:
+        if result is not None:
+            result.get_job_client().cancel().result()
+        indexer.stop()
+    ledger = ledgers[0] if ledgers else {}
+    act = ledger.get("topics", {}).get(catalog.ACTIVITY, {})
+    groups = sorted({g for r in samples for g in r["rss_mb"]})
+    verdict = {
+        "job_lag": grows([r["job_lag"] for r in samples], 2 * rate),
+        "indexer_lag": grows([r["indexer_lag"] for r in samples], 2 * rate),
+        "checkpoint_ms": grows([r["checkpoint_ms"] for r in samples], 1000),
+        "state_mb": grows([r["state_mb"] for r in samples], 16),
+        **{f"rss_{g}": grows([r["rss_mb"].get(g) for r in samples], 16) for g in groups},
+    }
+    return {"rate": rate, "seconds": seconds, "delivered": act.get("delivered"),
+            "achieved_rate": (round(act["delivered"] / ledger["stream_elapsed_s"])
+                              if act.get("delivered") and ledger.get("stream_elapsed_s") else None),
+            "samples": samples, "grows": verdict}
