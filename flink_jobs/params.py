@@ -64,6 +64,8 @@ def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None) -> 
         raise ValueError("an Avro job needs its jars (JobJars) for the SQL's USING JAR")
     p: dict[str, object] = {
         "topic_activity": settings.topic(catalog.ACTIVITY),
+        "topic_customer_details": settings.topic(catalog.DETAILS),
+        "topic_customer_offers": settings.topic(catalog.OFFERS),
         "result_options": result_options(settings),
         "activity_types": catalog.activity_types(),
         "channels": catalog.channels(),
@@ -85,5 +87,9 @@ def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None) -> 
                  "out_of_orderness_seconds",
                  "max_clock_skew_hours", "max_payload_chars", "customer_state_interval_seconds"):
         p[name] = getattr(opts, name)
-    p.update({f"topic_{k}": v for k, v in catalog.result_topics(settings).items()})
+    results = {f"topic_{k}": v for k, v in catalog.result_topics(settings).items()}
+    clash = results.keys() & p.keys()
+    if clash:   # a result topic's parameter would silently replace a source topic's
+        raise ValueError(f"parameter names used twice: {sorted(clash)}")
+    p.update(results)
     return p

@@ -48,46 +48,106 @@ CREATE TABLE activity_raw (
   ${activity_kafka:options}
 );
 
--- Customers and offers: versioned tables, decoded by Flink's avro-confluent format with the
--- project's schema as reader schema. That format requires the columns to match the schema exactly
--- (NOT NULL, timestamp-millis as TIMESTAMP(3)); transform.sql sees the same columns as with JSON.
-CREATE TABLE customers (
-  customer_key  STRING,
-  customer_id   INT NOT NULL,
-  first_name    STRING NOT NULL,
-  last_name     STRING NOT NULL,
-  email         STRING NOT NULL,
-  gender        STRING NOT NULL,
-  income        INT NOT NULL,
-  fico          INT NOT NULL,
-  years_active  INT NOT NULL,
-  updated_at    TIMESTAMP(3) NOT NULL,
-  valid_from AS CAST(updated_at AS TIMESTAMP_LTZ(3)),
-  PRIMARY KEY (customer_key) NOT ENFORCED,
+-- Customers and offers are read as raw bytes and decoded by avro_decode too: a record that does not
+-- decode becomes a dead letter (entity_dead_letters, with its reason and bytes) and leaves the
+-- customer's or offer's current version as it was, where Flink's avro-confluent format would fail
+-- the job on it again and again. Each table is then the newest valid version per key as of its
+-- validity time: a versioned view (a deduplication on the validity time), which the temporal joins
+-- read as they read the JSON path's upsert tables. A tombstone (a null value) is skipped here; the
+-- JSON path's upsert table deletes the key. valid_from must never be NULL (it is the rowtime): a
+-- record without updated_at has its Kafka timestamp, and is a dead letter anyway.
+CREATE TABLE customers_raw (
+  customer_key    STRING,
+  value_bytes     BYTES,
+  kafka_partition INT              METADATA FROM 'partition' VIRTUAL,
+  kafka_offset    BIGINT           METADATA FROM 'offset' VIRTUAL,
+  kafka_ts        TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  payload AS avro_decode(value_bytes, '${schema_registry_url}').payload,
+  decode_error AS avro_decode(value_bytes, '${schema_registry_url}').error,
+  valid_from AS COALESCE(TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(
+    avro_decode(value_bytes, '${schema_registry_url}').payload, '$.updated_at') AS BIGINT), 3), kafka_ts),
   WATERMARK FOR valid_from AS valid_from
 ) WITH (
-  'connector' = 'upsert-kafka',
+  'connector' = 'kafka',
   ${customers_kafka:options},
-  'value.format' = 'avro-confluent',
-  'value.avro-confluent.url' = '${schema_registry_url}',
-  'value.avro-confluent.schema' = '${customer_details_schema}'
+  'scan.startup.mode' = 'earliest-offset',
+  'key.fields' = 'customer_key',
+  'value.format' = 'raw'
 );
 
-CREATE TABLE offers (
-  offer_key        STRING,
-  offer_id         INT NOT NULL,
-  offer_name       STRING NOT NULL,
-  offer_url        STRING NOT NULL,
-  product_line     STRING NOT NULL,
-  monthly_premium  DOUBLE NOT NULL,
-  updated_at       TIMESTAMP(3) NOT NULL,
-  valid_from AS CAST(updated_at AS TIMESTAMP_LTZ(3)),
-  PRIMARY KEY (offer_key) NOT ENFORCED,
+CREATE TABLE offers_raw (
+  offer_key       STRING,
+  value_bytes     BYTES,
+  kafka_partition INT              METADATA FROM 'partition' VIRTUAL,
+  kafka_offset    BIGINT           METADATA FROM 'offset' VIRTUAL,
+  kafka_ts        TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  payload AS avro_decode(value_bytes, '${schema_registry_url}').payload,
+  decode_error AS avro_decode(value_bytes, '${schema_registry_url}').error,
+  valid_from AS COALESCE(TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(
+    avro_decode(value_bytes, '${schema_registry_url}').payload, '$.updated_at') AS BIGINT), 3), kafka_ts),
   WATERMARK FOR valid_from AS valid_from
 ) WITH (
-  'connector' = 'upsert-kafka',
+  'connector' = 'kafka',
   ${offers_kafka:options},
-  'value.format' = 'avro-confluent',
-  'value.avro-confluent.url' = '${schema_registry_url}',
-  'value.avro-confluent.schema' = '${customer_offers_schema}'
+  'scan.startup.mode' = 'earliest-offset',
+  'key.fields' = 'offer_key',
+  'value.format' = 'raw'
 );
+
+CREATE TEMPORARY VIEW customers AS
+SELECT customer_key, customer_id, first_name, last_name, email, gender, income, fico, years_active, updated_at,
+       valid_from
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_key ORDER BY valid_from DESC) AS version_rank
+  FROM (
+    SELECT customer_key,
+      TRY_CAST(JSON_VALUE(payload, '$.customer_id') AS INT)     AS customer_id,
+      JSON_VALUE(payload, '$.first_name')                       AS first_name,
+      JSON_VALUE(payload, '$.last_name')                        AS last_name,
+      JSON_VALUE(payload, '$.email')                            AS email,
+      JSON_VALUE(payload, '$.gender')                           AS gender,
+      TRY_CAST(JSON_VALUE(payload, '$.income') AS INT)          AS income,
+      TRY_CAST(JSON_VALUE(payload, '$.fico') AS INT)            AS fico,
+      TRY_CAST(JSON_VALUE(payload, '$.years_active') AS INT)    AS years_active,
+      TRY_CAST(JSON_VALUE(payload, '$.updated_at') AS BIGINT)   AS updated_at,
+      valid_from
+    FROM customers_raw
+    WHERE decode_error IS NULL AND payload IS NOT NULL
+  )
+)
+WHERE version_rank = 1;
+
+CREATE TEMPORARY VIEW offers AS
+SELECT offer_key, offer_id, offer_name, offer_url, product_line, monthly_premium, updated_at, valid_from
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY offer_key ORDER BY valid_from DESC) AS version_rank
+  FROM (
+    SELECT offer_key,
+      TRY_CAST(JSON_VALUE(payload, '$.offer_id') AS INT)           AS offer_id,
+      JSON_VALUE(payload, '$.offer_name')                          AS offer_name,
+      JSON_VALUE(payload, '$.offer_url')                           AS offer_url,
+      JSON_VALUE(payload, '$.product_line')                        AS product_line,
+      TRY_CAST(JSON_VALUE(payload, '$.monthly_premium') AS DOUBLE) AS monthly_premium,
+      TRY_CAST(JSON_VALUE(payload, '$.updated_at') AS BIGINT)      AS updated_at,
+      valid_from
+    FROM offers_raw
+    WHERE decode_error IS NULL AND payload IS NOT NULL
+  )
+)
+WHERE version_rank = 1;
+
+-- Customer and offer records that do not decode (an empty value too; a tombstone is no error).
+CREATE TEMPORARY VIEW entity_dead_letters AS
+SELECT CONCAT('${topic_customer_details}', '-', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING))
+         AS dead_letter_id,
+       COALESCE(decode_error, 'empty_payload') AS reason, '${topic_customer_details}' AS source_topic,
+       kafka_partition AS source_partition, kafka_offset AS source_offset,
+       CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time, payload
+FROM customers_raw
+WHERE decode_error IS NOT NULL OR (value_bytes IS NOT NULL AND payload IS NULL)
+UNION ALL
+SELECT CONCAT('${topic_customer_offers}', '-', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING)),
+       COALESCE(decode_error, 'empty_payload'), '${topic_customer_offers}',
+       kafka_partition, kafka_offset, CAST(kafka_ts AS TIMESTAMP(3)), payload
+FROM offers_raw
+WHERE decode_error IS NOT NULL OR (value_bytes IS NOT NULL AND payload IS NULL);

@@ -1,6 +1,6 @@
 -- Transformations only: no connectors here, so tests can run them on literal rows.
 -- Inputs: activity_raw (raw payload as JSON text, decode_error, Kafka metadata, rowtime), customers,
--- offers (versioned).
+-- offers (versioned), entity_dead_letters (customer/offer records that did not decode).
 -- Function: pseudonymise(STRING) -> STRING, a keyed hash registered by the job (the key never
 -- appears in SQL, plans or logs).
 
@@ -126,7 +126,10 @@ FROM (
   UNION ALL
   SELECT 'duplicate_activity_id' AS reason, kafka_partition, kafka_offset, kafka_ts, payload
   FROM duplicates
-);
+)
+UNION ALL
+-- Customer and offer records that do not decode (--format avro; none with JSON): sources*.sql.
+SELECT * FROM entity_dead_letters;
 
 -- 3. Enrich as of the event time (event-time temporal joins): replays give the same answer.
 -- LEFT joins keep activities whose customer/offer is not known yet; customer_known marks them.
