@@ -213,6 +213,7 @@ def _soak_only(args, base, tag, mon, command: str) -> int:
 
 
 def _soak_section(x: dict) -> list[str]:
+    from bench import soak
     from bench.procs import LABELS
 
     groups = sorted({g for r in x["samples"] for g in r["rss_mb"]}, key=lambda g: list(LABELS).index(g)
@@ -231,13 +232,14 @@ def _soak_section(x: dict) -> list[str]:
         lines.append(f"| {r['minute']} | {_num(r['job_lag'])} | {_num(r['indexer_lag'])} | {_num(r['checkpoint_ms'])} | "
                      f"{_num(r['state_mb'], 2)} | {r.get('checkpoints')} ({r.get('checkpoints_failed')}) | "
                      + " | ".join(_num(r["rss_mb"].get(g), 0) for g in groups) + " |")
-    g = x["grows"]
-    growing = [k for k, v in g.items() if v]
-    unknown = [k for k, v in g.items() if v is None]
-    lines += ["", "Does anything grow (mean of the last three minutes against minutes 2-4, more than 25 % and "
-              "above the noise floor; `bench/soak.py`)? "
-              + (f"**Yes: {', '.join(growing)}.**" if growing else "No: " + ", ".join(k for k, v in g.items() if v is False)
-                 + " stay flat.")
+    v = soak.verdicts(x)
+    grew = [k for k, d in v.items() if d["grew"]]
+    still = [k for k, d in v.items() if d["still_growing"]]
+    unknown = [k for k, d in v.items() if d["grew"] is None]
+    lines += ["", "Does anything grow (`bench/soak.py`: the last three minutes against minutes 2-4, more than 25 %, "
+              "and against the three minutes before them, more than 10 %, each above a noise floor)? "
+              + (f"Grew over the run: {', '.join(grew)}. " if grew else "Nothing grew over the run. ")
+              + (f"**Still growing at the end: {', '.join(still)}.**" if still else "Nothing still grows at the end.")
               + (f" Too few samples for: {', '.join(unknown)}." if unknown else ""), ""]
     return lines
 

@@ -2,9 +2,12 @@
 600`). Once a minute: how far the job's and the indexer's consumer groups are behind, the newest
 checkpoint's duration and size, and the RSS of every process; at the end, whether any of them grows.
 
-A figure "grows" when the mean of its last three samples exceeds the mean of the three after the
-warm-up minute by more than 25 % and by more than its noise floor (lag: 2 s of load, since the job
-commits its offsets only at checkpoints, every 5 s; checkpoint time: 1 s; sizes and RSS: 16 MB).
+Two verdicts per figure, each "more than the noise floor and more than the share": *grew*, the mean
+of the last three samples against the three after the warm-up minute (25 %), and *still growing*,
+the last three against the three before them (10 %): a figure that grew and levelled off (state
+filling up to the deduplication horizon) grew but is not still growing. Noise floors: lag 2 s of
+load (the job commits its offsets only at checkpoints, every 5 s), checkpoint time 1 s, sizes and
+RSS 16 MB.
 """
 
 from __future__ import annotations
@@ -67,13 +70,29 @@ def rss_mb(mon) -> dict[str, float]:
             for g, procs in mon.sample().items() if procs}
 
 
-def grows(values: list[float | None], floor: float) -> bool | None:
-    """The verdict of the module doc string; None when there are too few samples."""
+def grows(values: list[float | None], floor: float, recent: bool = False) -> bool | None:
+    """The verdicts of the module doc string (recent: still growing); None with too few samples."""
     v = [x for x in values[1:] if x is not None]     # the first minute is the warm-up
     if len(v) < 6:
         return None
-    early, late = statistics.mean(v[:3]), statistics.mean(v[-3:])
-    return late - early > max(floor, 0.25 * abs(early))
+    early = statistics.mean(v[-6:-3] if recent else v[:3])
+    late = statistics.mean(v[-3:])
+    return late - early > max(floor, (0.10 if recent else 0.25) * abs(early))
+
+
+FLOORS = {"job_lag": "2 s of load", "indexer_lag": "2 s of load", "checkpoint_ms": 1000, "state_mb": 16}
+
+
+def verdicts(x: dict) -> dict[str, dict[str, bool | None]]:
+    """figure -> {"grew": ..., "still_growing": ...} from the samples of a soak run."""
+    samples, rate = x["samples"], x["rate"]
+    series = {k: [r[k] for r in samples] for k in FLOORS}
+    floors = {k: 2 * rate if isinstance(f, str) else f for k, f in FLOORS.items()}
+    for g in sorted({g for r in samples for g in r["rss_mb"]}):
+        series[f"rss_{g}"] = [r["rss_mb"].get(g) for r in samples]
+        floors[f"rss_{g}"] = 16
+    return {k: {"grew": grows(v, floors[k]), "still_growing": grows(v, floors[k], recent=True)}
+            for k, v in series.items()}
 
 
 def soak(settings: Settings, rate: float, seconds: float, mon, every_s: float = 60.0) -> dict:
@@ -118,15 +137,7 @@ def soak(settings: Settings, rate: float, seconds: float, mon, every_s: float = 
         indexer.stop()
     ledger = ledgers[0] if ledgers else {}
     act = ledger.get("topics", {}).get(catalog.ACTIVITY, {})
-    groups = sorted({g for r in samples for g in r["rss_mb"]})
-    verdict = {
-        "job_lag": grows([r["job_lag"] for r in samples], 2 * rate),
-        "indexer_lag": grows([r["indexer_lag"] for r in samples], 2 * rate),
-        "checkpoint_ms": grows([r["checkpoint_ms"] for r in samples], 1000),
-        "state_mb": grows([r["state_mb"] for r in samples], 16),
-        **{f"rss_{g}": grows([r["rss_mb"].get(g) for r in samples], 16) for g in groups},
-    }
     return {"rate": rate, "seconds": seconds, "delivered": act.get("delivered"),
             "achieved_rate": (round(act["delivered"] / ledger["stream_elapsed_s"])
                               if act.get("delivered") and ledger.get("stream_elapsed_s") else None),
-            "samples": samples, "grows": verdict}
+            "samples": samples}

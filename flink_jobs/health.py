@@ -4,7 +4,8 @@
 
 "RUNNING" alone means little: a job that fails on every record is RUNNING between its restarts,
 and Flink's /jobs/overview shows it so. Healthy here means: a job named churnstream-pipeline is
-RUNNING, every one of its tasks is RUNNING, and its restart count (the numRestarts metric) is the
+RUNNING (churnstream-pipeline-<prefix> with CHURNSTREAM_TOPIC_PREFIX set, as for the compose Avro
+job), every one of its tasks is RUNNING, and its restart count (the numRestarts metric) is the
 one the previous probe saw for the same job. A probe is a fresh process, so it keeps that count in
 a small state file; the first probe of a job is therefore never healthy, and "stable" means stable
 over one healthcheck interval.
@@ -18,17 +19,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from flink_jobs.rest import JOB_NAME, FlinkRest, task_states
+from foundation.settings import Settings
+from flink_jobs.rest import JOB_NAME, FlinkRest, job_name, task_states
 
 
 def assess(jobs: list[dict], detail: dict | None, restarts: int | None,
-           previous: dict | None) -> tuple[bool, str, dict | None]:
+           previous: dict | None, name: str = JOB_NAME) -> tuple[bool, str, dict | None]:
     """(healthy, why, state to keep for the next probe), from the REST answers of one probe."""
-    ours = [j for j in jobs if j.get("name") == JOB_NAME]
+    ours = [j for j in jobs if j.get("name") == name]
     running = [j for j in ours if j.get("state") == "RUNNING"]
     if not running:
         states = ", ".join(sorted({j.get("state", "?") for j in ours})) or "none submitted"
-        return False, f"no {JOB_NAME} job is RUNNING ({states})", None
+        return False, f"no {name} job is RUNNING ({states})", None
     job = max(running, key=lambda j: j.get("start-time", 0))
     jid = job["jid"]
     if detail is None or restarts is None:
@@ -43,7 +45,7 @@ def assess(jobs: list[dict], detail: dict | None, restarts: int | None,
     return True, f"job {jid} RUNNING, all tasks running, {restarts} restarts, none since the last probe", state
 
 
-def probe(address: str, state_file: Path) -> tuple[bool, str]:
+def probe(address: str, state_file: Path, name: str = JOB_NAME) -> tuple[bool, str]:
     rest = FlinkRest(address)
     try:
         previous = json.loads(state_file.read_text())
@@ -54,14 +56,14 @@ def probe(address: str, state_file: Path) -> tuple[bool, str]:
     except OSError as e:
         return False, f"the JobManager at {address} does not answer ({getattr(e, 'reason', e)})"
     detail = restarts = None
-    ours = [j for j in jobs if j.get("name") == JOB_NAME and j.get("state") == "RUNNING"]
+    ours = [j for j in jobs if j.get("name") == name and j.get("state") == "RUNNING"]
     if ours:
         jid = max(ours, key=lambda j: j.get("start-time", 0))["jid"]
         try:
             detail, restarts = rest.job(jid), rest.num_restarts(jid)
         except (OSError, ValueError, KeyError, IndexError):
             pass
-    healthy, why, state = assess(jobs, detail, restarts, previous)
+    healthy, why, state = assess(jobs, detail, restarts, previous, name)
     if state is not None:
         state_file.write_text(json.dumps(state))
     return healthy, why
@@ -77,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state", type=Path, help="where the previous probe's restart count is kept "
                                                "(default: one file per address in the temp folder)")
     args = p.parse_args(argv)
-    healthy, why = probe(args.jobmanager, args.state or default_state_file(args.jobmanager))
+    # The container's environment says which topics its job reads (no other setting is needed).
+    name = job_name(Settings.from_env().topic_prefix)
+    state = args.state or default_state_file(f"{args.jobmanager}-{name}")
+    healthy, why = probe(args.jobmanager, state, name)
     print(("healthy: " if healthy else "unhealthy: ") + why)
     return 0 if healthy else 1
 

@@ -19,7 +19,7 @@ from flink_jobs import params as job_params
 from flink_jobs import sql_runner
 from flink_jobs.jars import JobJars
 from flink_jobs.options import JobOptions
-from flink_jobs.rest import JOB_NAME, FlinkRest
+from flink_jobs.rest import FlinkRest, job_name
 
 log = logging.getLogger("churnstream.job")
 
@@ -92,7 +92,7 @@ def table_env(settings: Settings, streaming: bool = True, jars: JobJars | None =
     with _python_workers_for(settings):
         t_env = TableEnvironment.create(env_settings)
     conf = t_env.get_config()
-    conf.set("pipeline.name", JOB_NAME)
+    conf.set("pipeline.name", job_name(settings.topic_prefix))
     conf.set("parallelism.default", str(settings.parallelism))
     conf.set("table.local-time-zone", "UTC")
     # Chained operators otherwise deep-copy every row they hand on (RowDataSerializer.copy was the
@@ -155,7 +155,11 @@ def configure_checkpoints(t_env, settings: Settings) -> None:
 
 
 def checkpoint_root(settings: Settings) -> Path:
-    return (Path(settings.run_dir) / "checkpoints").resolve()
+    """<run folder>/checkpoints, and a folder of its own below it for the jobs of another topic prefix
+    (the compose Avro job): `--resume` then never takes another job's checkpoint."""
+    root = Path(settings.run_dir) / "checkpoints"
+    tag = settings.topic_prefix.strip("-_.")
+    return (root / tag if tag else root).resolve()
 
 
 def latest_checkpoint(settings: Settings) -> Path | None:
@@ -220,7 +224,7 @@ def stop_with_savepoint(settings: Settings) -> str:
         target = savepoint_root(settings).as_uri()
     rest = FlinkRest(address, timeout=30)
     try:
-        jid = rest.running(JOB_NAME)
+        jid = rest.running(job_name(settings.topic_prefix))
     except OSError:
         jid = None
     if jid is None:

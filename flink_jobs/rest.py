@@ -10,8 +10,16 @@ import json
 import time
 import urllib.request
 
-# The job's name on a cluster (pipeline.name): how the health probe tells our job from others.
+# The job's name on a cluster (pipeline.name): how the health probe, `job` (idempotent on a
+# cluster) and `job --stop` tell our job from others. Jobs on other topics (the compose Avro job on
+# the avro- topics) share the cluster under their own name: job_name().
 JOB_NAME = "churnstream-pipeline"
+
+
+def job_name(topic_prefix: str = "") -> str:
+    """churnstream-pipeline, or churnstream-pipeline-<prefix> for the topics under that prefix."""
+    tag = topic_prefix.strip("-_.")
+    return f"{JOB_NAME}-{tag}" if tag else JOB_NAME
 ENDED = ("FAILED", "CANCELED", "FINISHED")
 
 

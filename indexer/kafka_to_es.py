@@ -33,6 +33,9 @@ from dataclasses import dataclass
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from elastic_transport import ConnectionError as EsConnectionError
+from elastic_transport import ConnectionTimeout
+from elasticsearch import ApiError
 
 from foundation import UserError
 from foundation.catalog import INDEX_DEAD_LETTERS, INDICES
@@ -297,10 +300,6 @@ class Indexer:
         return self._settle_dead_letters()
 
     def _bulk(self, items: list[_Item]) -> list[tuple[int, tuple[str, str] | None]]:
-        from elastic_transport import ConnectionError as EsConnectionError
-        from elastic_transport import ConnectionTimeout
-        from elasticsearch import ApiError
-
         try:
             resp = self.es.bulk(operations=b"".join(it.chunk for it in items),
                                 filter_path="errors,items.*.status,items.*.error.type,items.*.error.reason")

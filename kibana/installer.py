@@ -180,8 +180,8 @@ def install(settings: Settings, kibana_url: str | None = None, skip_kibana: bool
     resp = kb.import_ndjson(saved_objects.to_ndjson(objects))
     summary["data_views"] = [o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"]
     summary["imported"] = resp.get("successCount", 0)
-    summary["default_data_view"] = kb.ensure_default_data_view(saved_objects.data_view_id("enriched"))
-    summary["dashboard"] = f"{kb.url}/app/dashboards#/view/{saved_objects.DASHBOARD_ID}"
+    summary["default_data_view"] = kb.ensure_default_data_view(saved_objects.data_view_id("enriched", settings))
+    summary["dashboard"] = f"{kb.url}/app/dashboards#/view/{saved_objects.dashboard_id(settings)}"
     log.info("kibana: %d data views, %d objects imported; dashboard: %s", len(summary["data_views"]), summary["imported"],
              summary["dashboard"])
     return summary

@@ -16,3 +16,17 @@ from bench.soak import grows
 ])
 def test_growth_verdict(values, floor, verdict):
     assert grows(values, floor) is verdict
+
+
+def test_a_figure_that_levelled_off_grew_but_is_not_still_growing():
+    from bench.soak import verdicts
+
+    state = [40, 70, 100, 130, 160, 190, 220, 250, 280, 300, 305, 306, 306, 307]   # fills, then flat
+    lag = [3000, 3100, 2900, 3050, 3000, 2950, 3100, 3000, 2900, 3000, 3050, 3000, 2950, 3000]
+    samples = [{"job_lag": l, "indexer_lag": 0, "checkpoint_ms": 500, "state_mb": s, "rss_mb": {"flink": 1000}}
+               for s, l in zip(state, lag)]
+    v = verdicts({"samples": samples, "rate": 5000})
+    assert v["state_mb"] == {"grew": True, "still_growing": False}
+    assert v["job_lag"] == v["rss_flink"] == v["checkpoint_ms"] == {"grew": False, "still_growing": False}
+    leak = dict(samples[-1], rss_mb={"flink": 1400})
+    assert verdicts({"samples": samples[:-1] + [leak] * 3, "rate": 5000})["rss_flink"]["still_growing"]

@@ -563,3 +563,25 @@ def test_report_renders_every_panel_in_chromium_without_console_errors(pipeline_
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 10_000 < png.stat().st_size < 1_000_000
     if os.environ.get("CHURNSTREAM_UPDATE_SCREENSHOT"):
         shutil.copyfile(png, PROJECT_ROOT / "docs" / "dashboard.png")
+
+
+def test_another_index_prefix_gets_its_own_complete_set_of_saved_objects():
+    """The compose Avro profile installs a second dashboard on avro-churn-*: beside the default set,
+    not over it, and every reference inside the set resolves to the set."""
+    from foundation.settings import Settings
+    from kibana import saved_objects
+
+    default = saved_objects.build(Settings())
+    avro = saved_objects.build(Settings(index_prefix="avro-churn-"))
+    ids = lambda objs: {(o["type"], o["id"]) for o in objs}   # noqa: E731
+    assert len(ids(avro)) == len(avro) == len(default) and not ids(avro) & ids(default)
+    for o in avro:
+        for ref in o["references"]:
+            assert (ref["type"], ref["id"]) in ids(avro), (o["id"], ref)
+    titles = [o["attributes"]["title"] for o in avro if o["type"] == "index-pattern"]
+    assert titles and all(t.startswith("avro-churn-") for t in titles)
+    dash = next(o for o in avro if o["type"] == "dashboard")
+    assert dash["id"] == saved_objects.dashboard_id(Settings(index_prefix="avro-churn-")) == "churnstream-avro-churn-customer-churn"
+    assert dash["attributes"]["title"].endswith("(avro-churn-*)")
+    # The default set is the committed file, unchanged.
+    assert saved_objects.to_ndjson(default) == saved_objects.NDJSON_PATH.read_text(encoding="utf-8")

@@ -54,7 +54,7 @@ def test_session_cluster_job_outlives_its_client_and_every_index_is_exact(stack,
         assert "all tasks up" in client.stderr
         assert messages_in_kafka(s, "customer_activity") == 0
 
-        _the_compose_healthcheck_turns_healthy(cluster, tmp_path)
+        _the_compose_healthcheck_turns_healthy(cluster, tmp_path, env)
 
         # Submitting again (e.g. a recreated compose job service) follows the running job instead.
         again = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", cluster.address,
@@ -103,12 +103,13 @@ def _python_workers_of(pid: int) -> list[str]:
     return found
 
 
-def _the_compose_healthcheck_turns_healthy(cluster, tmp_path) -> None:
-    """The compose job service's healthcheck command itself, against this cluster."""
+def _the_compose_healthcheck_turns_healthy(cluster, tmp_path, job_env: dict) -> None:
+    """The compose job service's healthcheck command itself, against this cluster, in the job's
+    environment (its topic prefix names the job it looks for, as in the job-avro container)."""
     test = COMPOSE["services"]["job"]["healthcheck"]["test"]
     assert test[0] == "CMD"
     cmd = [sys.executable if a == "python" else a.replace("jobmanager:8081", cluster.address) for a in test[1:]]
-    env = dict(os.environ, TMPDIR=str(tmp_path))
+    env = dict(job_env, TMPDIR=str(tmp_path))
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
     assert first.returncode == 1 and "healthy if still so at the next probe" in first.stdout, first.stdout
     time.sleep(3)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from foundation import UserError
+
+log = logging.getLogger("churnstream.index")
 
 
 def add_parser(sub) -> None:
@@ -55,8 +59,6 @@ def run(args, settings) -> int:
 
 def recreate_indices(settings) -> None:
     """Empty indices shaped by the current templates, before the topics are read again."""
-    import logging
-
     from foundation.catalog import index_names
     from kibana.templates import install_templates
 
@@ -67,4 +69,4 @@ def recreate_indices(settings) -> None:
     install_templates(settings, es)
     for name in names:
         es.indices.create(index=name)
-    logging.getLogger("churnstream.indexer").info("indexer: rebuilding %s from the result topics", ", ".join(names))
+    log.info("index: rebuilding %s from the result topics", ", ".join(names))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from foundation import UserError
 from flink_jobs.options import JobOptions
-from flink_jobs.rest import JOB_NAME, FlinkRest
+from flink_jobs.rest import FlinkRest, job_name
 
 
 def add_parser(sub) -> None:
@@ -104,7 +104,7 @@ def run(args, settings) -> int:
     require_kafka(settings)
     require_topics(settings)
     if settings.flink_jobmanager:
-        running = FlinkRest(settings.flink_jobmanager).running(JOB_NAME)
+        running = FlinkRest(settings.flink_jobmanager).running(job_name(settings.topic_prefix))
         if running:
             # Submitting again would run the pipeline twice (each writing every document): `job`
             # on a cluster is idempotent instead, as `stack up` is, so a recreated compose service
