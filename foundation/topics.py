@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -36,7 +37,40 @@ def ensure_topics(settings: Settings, specs=TOPICS) -> list[str]:
         except Exception as e:  # noqa: BLE001
             if "TOPIC_ALREADY_EXISTS" not in str(e):
                 raise UserError(f"could not create topic {name}: {e}") from None
+    _wait_for_leaders(settings, admin, [settings.topic(s.name) for s in wanted])
     return created
+
+
+def _wait_for_leaders(settings: Settings, admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Until every partition of the topics answers for its offsets: a created topic is not usable at
+    once (a fresh broker answered a client asking for offsets with NOT_LEADER_FOR_PARTITION)."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    probe = Consumer({**settings.kafka_client_config(), "group.id": "churnstream-topics-probe",
+                      "enable.auto.commit": False})
+    deadline = time.monotonic() + timeout
+    try:
+        waiting = list(names)
+        while waiting:
+            meta = admin.list_topics(timeout=10).topics
+            still = []
+            for name in waiting:
+                parts = meta[name].partitions if name in meta and meta[name].error is None else {}
+                try:
+                    if not parts:
+                        raise KafkaException("no metadata yet")
+                    for p in parts:
+                        probe.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+                except KafkaException:
+                    still.append(name)
+            waiting = still
+            if waiting and time.monotonic() > deadline:
+                raise UserError(f"Kafka created {', '.join(waiting)} but its partitions did not answer within "
+                                f"{timeout:.0f} s; check the broker's log.")
+            if waiting:
+                time.sleep(0.1)
+    finally:
+        probe.close()
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:
