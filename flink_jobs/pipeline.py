@@ -29,10 +29,11 @@ SINKS = job_params.SQL_DIR / "sinks.sql"
 PIPELINE = job_params.SQL_DIR / "pipeline.sql"
 
 
-# PyFlink is imported inside the functions that build a job, never at the top of this module: with
-# the imports at the top (and nothing else changed), the kill-and-resume test lost 168 of 189 window
-# results after the resume on a freshly started stack, on every run (bisected on 2 December; not
-# understood yet: see issue 20). Deferred, it passed on the same fresh stack.
+# PyFlink is imported inside the functions that build a job, never at the top of this module. With
+# the imports at the top, the kill-and-resume test once lost 168 of 189 window results after the
+# resume: the slower start let activity partitions go idle and be overtaken (the idle timeout then
+# applied to every source). Activity partitions are no longer marked idle (sql/sources.sql), which
+# removes that race; the deferral stays, as it costs nothing.
 def register_functions(t_env, key: bytes) -> None:
     from pyflink.table import DataTypes
     from pyflink.table.udf import udf
