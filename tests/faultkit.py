@@ -41,12 +41,12 @@ class ClusterJob:
         return None if self.rest.job(self.jid)["state"] in ("RUNNING", "CREATED", "RESTARTING") else 1
 
 
-def submit_detached(settings, address: str):
-    """`churnstream job --jobmanager ADDRESS --detach` for `settings`, as the compose job service
-    runs it: returns (job id, the finished client process, its environment)."""
+def submit_detached(settings, address: str, *flags: str):
+    """`churnstream job --jobmanager ADDRESS --detach [flags]` for `settings`, as the compose job
+    services run it: returns (job id, the finished client process, its environment)."""
     env = env_for(settings, CHURNSTREAM_CHECKPOINT_INTERVAL_MS="2000")
     env.pop("CHURNSTREAM_ES_URL", None)   # the job needs no Elasticsearch
-    client = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", address, "--detach"],
+    client = subprocess.run([sys.executable, "-m", "churnstream", "job", "--jobmanager", address, "--detach", *flags],
                             env=env, capture_output=True, text=True, timeout=300)
     assert client.returncode == 0, client.stdout + client.stderr
     # The job id from our own line (the client JVM may print a log4j status line on stdout first).

@@ -81,6 +81,40 @@ def test_session_cluster_job_outlives_its_client_and_every_index_is_exact(stack,
     assert all(opt.encode() in cmdline for opt in compose_flink()[1].split())
 
 
+def test_the_avro_job_runs_beside_the_json_job_on_one_cluster(stack, cluster, tmp_path):
+    """The compose avro profile's path: a second job (--format avro, on the avro topics) submitted to
+    the same session cluster under its own name, its Java function shipped with it (USING JAR), both
+    jobs running without restarts, the Avro one healthy by its own probe and enriching an Avro feed."""
+    from flink_jobs.rest import job_name
+    from generator import GeneratorConfig, produce
+
+    rest = FlinkRest(cluster.address)
+    s_json = fault_settings(stack, "duo-json", tmp_path / "json")
+    s_avro = fault_settings(stack, "duo-avro", tmp_path / "avro")
+    jids = []
+    try:
+        jids.append(submit_detached(s_json, cluster.address)[0])
+        jid_avro, _, env_avro = submit_detached(s_avro, cluster.address, "--format", "avro")
+        jids.append(jid_avro)
+        names = {j["jid"]: j["name"] for j in rest.jobs() if j["state"] == "RUNNING"}
+        assert names == {jids[0]: job_name(s_json.topic_prefix), jid_avro: job_name(s_avro.topic_prefix)}
+        _the_compose_healthcheck_turns_healthy(cluster, tmp_path, env_avro)
+        # 30 s of event time sent in 3 s: the watermark passes most of it, so results must appear.
+        config = GeneratorConfig(seed=41, activities=3_000, **{**FEED, "events_per_second": 100.0, "format": "avro"})
+        produce(s_avro, config, rate=1_000, progress=False, schema_registry=s_avro.schema_registry_url)
+        deadline = time.monotonic() + 120
+        while messages_in_kafka(s_avro, "churn_enriched") < 1_000 and time.monotonic() < deadline:
+            time.sleep(1)
+        enriched = messages_in_kafka(s_avro, "churn_enriched")
+        restarts = [rest.num_restarts(j) for j in jids]
+        states = [rest.job(j)["state"] for j in jids]
+    finally:
+        for j in jids:
+            rest.cancel(j)
+    assert enriched >= 1_000, f"the Avro job enriched {enriched} activities"
+    assert restarts == [0, 0] and states == ["RUNNING", "RUNNING"], (restarts, states)
+
+
 def _python_workers_of(pid: int) -> list[str]:
     """Command lines of the PyFlink workers among the descendants of ``pid``."""
     children: dict[int, list[int]] = {}
