@@ -231,9 +231,7 @@ class IndexerProcess:
     def __init__(self, settings: Settings, group: str):
         self.log_file = Path(settings.run_dir) / f"indexer-{settings.topic_prefix.rstrip('-')}.log"
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=settings.topic_prefix,
-                   CHURNSTREAM_INDEX_PREFIX=settings.index_prefix, CHURNSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-                   CHURNSTREAM_ES_URL=settings.es_url)
+        env = {**os.environ, **settings.to_env()}
         with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "churnstream", "index", "--group", group], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -52,7 +52,7 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> int | None:
 
 def checkpoint(rest: FlinkRest, jid: str) -> dict:
     """The newest completed checkpoint: end-to-end ms, full state size and what it wrote (bytes)."""
-    stats = rest._call(f"/jobs/{jid}/checkpoints")
+    stats = rest.checkpoints(jid)
     done = (stats.get("latest") or {}).get("completed") or {}
     counts = stats.get("counts") or {}
     return {"checkpoint_ms": done.get("end_to_end_duration"), "state_mb": _mb(done.get("state_size")),

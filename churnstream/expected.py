@@ -267,9 +267,11 @@ def _customers(events, opts: JobOptions, threshold_changes=()):
     state, alerts = {}, {}
     n = opts.rolling_events
 
+    schedule = sorted(threshold_changes)
+
     def threshold(t: int) -> float:
         th = opts.alert_threshold
-        for since, value in sorted(threshold_changes):
+        for since, value in schedule:
             if t > since:
                 th = value
         return th

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from foundation import UserError, catalog
 from foundation.pii import hash_key, pseudonym
-from foundation.settings import Settings
+from foundation.settings import Settings, prefix_tag
 from flink_jobs import compiled_plan
 from flink_jobs import params as job_params
 from flink_jobs import sql_runner
@@ -159,7 +159,7 @@ def checkpoint_root(settings: Settings) -> Path:
     """<run folder>/checkpoints, and a folder of its own below it for the jobs of another topic prefix
     (the compose Avro job): `--resume` then never takes another job's checkpoint."""
     root = Path(settings.run_dir) / "checkpoints"
-    tag = settings.topic_prefix.strip("-_.")
+    tag = prefix_tag(settings.topic_prefix)
     return (root / tag if tag else root).resolve()
 
 

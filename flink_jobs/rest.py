@@ -1,4 +1,4 @@
-"""The few calls of a Flink JobManager's REST API the product needs (standard library only).
+"""The few calls of a Flink JobManager's REST API the product needs (urllib: no client library).
 
 Used by `churnstream job --detach` (wait until the submitted job runs), the compose `job`
 healthcheck (flink_jobs/health.py) and the session-cluster test.
@@ -10,6 +10,8 @@ import json
 import time
 import urllib.request
 
+from foundation.settings import prefix_tag
+
 # The job's name on a cluster (pipeline.name): how the health probe, `job` (idempotent on a
 # cluster) and `job --stop` tell our job from others. Jobs on other topics (the compose Avro job on
 # the avro- topics) share the cluster under their own name: job_name().
@@ -18,7 +20,7 @@ JOB_NAME = "churnstream-pipeline"
 
 def job_name(topic_prefix: str = "") -> str:
     """churnstream-pipeline, or churnstream-pipeline-<prefix> for the topics under that prefix."""
-    tag = topic_prefix.strip("-_.")
+    tag = prefix_tag(topic_prefix)
     return f"{JOB_NAME}-{tag}" if tag else JOB_NAME
 ENDED = ("FAILED", "CANCELED", "FINISHED")
 
@@ -62,6 +64,10 @@ class FlinkRest:
 
     def cancel(self, jid: str) -> None:
         self._call(f"/jobs/{jid}?mode=cancel", method="PATCH")
+
+    def checkpoints(self, jid: str) -> dict:
+        """The job's checkpoint statistics (counts, latest completed: duration and sizes)."""
+        return self._call(f"/jobs/{jid}/checkpoints")
 
     def stop_with_savepoint(self, jid: str, target_dir: str | None = None, timeout: float = 300.0) -> str:
         """Stop the job with a savepoint (no drain: windows stay open in the savepoint, to be continued

@@ -32,6 +32,12 @@ def _or_list(items) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
+def prefix_tag(prefix: str) -> str:
+    """A topic or index prefix as a name part ('avro-' -> 'avro'): what job names, checkpoint folders
+    and saved-object ids of another prefix carry."""
+    return prefix.strip("-_.")
+
+
 def _var(name: str) -> str:
     return f"CHURNSTREAM_{name.upper()}"
 

@@ -39,7 +39,7 @@ import json
 from pathlib import Path
 
 from foundation.catalog import INDEX
-from foundation.settings import Settings
+from foundation.settings import Settings, prefix_tag
 from foundation.versions import versions
 from kibana.panels import PANELS, Bucket, Metric, Panel
 
@@ -74,7 +74,7 @@ def _tag(settings: Settings | None) -> str:
     """'' for the default index prefix, else '-<prefix>': the ids of another prefix's set."""
     if settings is None or settings.index_prefix == Settings.index_prefix:
         return ""
-    return "-" + settings.index_prefix.strip("-_.")
+    return "-" + prefix_tag(settings.index_prefix)
 
 
 def data_view_id(key: str, settings: Settings | None = None) -> str:

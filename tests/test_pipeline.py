@@ -161,8 +161,7 @@ def test_rebuild_recreates_every_index_from_the_result_topics_alone(pipeline_run
     es = s.es_client()
     doc_id, _ = _one(es, index_names(s)["segments"])
     es.delete(index=index_names(s)["segments"], id=doc_id, refresh=True)   # damage, to be repaired
-    env = dict(os.environ, CHURNSTREAM_TOPIC_PREFIX=s.topic_prefix, CHURNSTREAM_INDEX_PREFIX=s.index_prefix,
-               CHURNSTREAM_KAFKA_BOOTSTRAP=s.kafka_bootstrap, CHURNSTREAM_ES_URL=s.es_url)
+    env = {**os.environ, **s.to_env()}
     r = subprocess.run([sys.executable, "-m", "churnstream", "index", "--rebuild", "--until-caught-up",
                         "--group", f"{s.topic_prefix}rebuild"], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
