@@ -69,17 +69,22 @@ class FlinkRest:
         """The job's checkpoint statistics (counts, latest completed: duration and sizes)."""
         return self._call(f"/jobs/{jid}/checkpoints")
 
-    def stop_with_savepoint(self, jid: str, target_dir: str | None = None, timeout: float = 300.0) -> str:
-        """Stop the job with a savepoint (no drain: windows stay open in the savepoint, to be continued
-        by the resumed job); returns the savepoint's location. ``target_dir``: a URI the cluster can
-        write, or None for the cluster's state.savepoints.dir."""
+    def trigger_stop(self, jid: str, target_dir: str | None = None) -> str:
+        """Ask the job to stop with a savepoint (no drain: windows stay open in the savepoint, to be
+        continued by the resumed job); returns the request id for savepoint_location(). ``target_dir``:
+        a URI the cluster can write, or None for the cluster's state.savepoints.dir."""
         body = {"drain": False, "formatType": "CANONICAL"}
         if target_dir:
             body["targetDirectory"] = target_dir
-        trigger = self._call(f"/jobs/{jid}/stop", method="POST", body=body)["request-id"]
+        return self._call(f"/jobs/{jid}/stop", method="POST", body=body)["request-id"]
+
+    def savepoint_location(self, jid: str, request_id: str, timeout: float = 300.0) -> str:
+        """Until the savepoint of that request is complete; its location. RuntimeError when it failed
+        (the job then keeps running) or takes longer than ``timeout``; OSError when the REST endpoint
+        goes away meanwhile (a local mini-cluster shuts down as soon as its job has stopped)."""
         deadline = time.monotonic() + timeout
         while True:
-            status = self._call(f"/jobs/{jid}/savepoints/{trigger}")
+            status = self._call(f"/jobs/{jid}/savepoints/{request_id}")
             if status["status"]["id"] == "COMPLETED":
                 op = status.get("operation") or {}
                 if "location" in op:
