@@ -1,10 +1,13 @@
-"""`python -m bench [--smoke] [--repeat N]`: the benchmark suite on the local stack, each figure with its ceiling.
+"""`python -m bench [--smoke] [--repeat N] [--only PHASES] [--profile]`: the benchmark suite on the local stack,
+each figure with its ceiling.
 
 Writes RESULTS.md and results.json (environment, command, every raw value) into --out (default bench/).
 Each figure is measured --repeat times (median and min-max spread are reported); CPU and peak memory
 of Kafka, Elasticsearch, the Flink JVM, the indexer and this Python process are sampled from /proc
 during every measured phase. Not a test: no figure is asserted anywhere; a smoke run with tiny sizes is part of
-the test suite.
+the test suite. --only runs some phases (e.g. `--only throughput --profile --repeat 1`: a few minutes
+instead of half an hour); --profile records a Java Flight Recorder profile of the Flink JVM during the
+throughput runs (bench/profile.py) and reports where its CPU goes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from foundation.logs import configure as configure_logs
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 log = logging.getLogger("churnstream.bench")
+PHASES = ("indexer", "generator", "throughput", "latency")
+RESULT_KEYS = ("indexer", "generator", "job_throughput", "latency")     # where each phase's figures go
 
 
 def environment() -> dict:
@@ -94,12 +99,30 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=None, help="measurements of each figure (default 3; --smoke: 1)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes (except those given): checks the harness, not the speed")
-    p.add_argument("--out", default=str(HERE), help="folder for RESULTS.md and results.json")
+    p.add_argument("--out", default=str(HERE),
+                   help="folder for RESULTS.md and results.json (and, with --profile, profiles/*.jfr)")
     p.add_argument("--soak", type=float, metavar="SECONDS",
                    help="instead of the suite: hold --soak-rate for this long with the job and the indexer running, "
                         "and report lag, checkpoints and memory per minute (added to the existing results)")
     p.add_argument("--soak-rate", type=float, default=5000, help="msg/s of the soak (5000)")
+    p.add_argument("--only", default=",".join(PHASES), metavar="PHASES",
+                   help=f"comma list of the phases to run, of {', '.join(PHASES)} (default: all)")
+    p.add_argument("--profile", action="store_true",
+                   help="record a JFR profile of the Flink JVM during each large throughput run (into <out>/profiles/) "
+                        "and report the top frames and the CPU share per operator chain")
     args = p.parse_args(argv)
+    only = [x.strip() for x in args.only.split(",") if x.strip()]
+    if not only or set(only) - set(PHASES):
+        p.error(f"--only takes a comma list of {', '.join(PHASES)}; got {args.only!r}")
+    if args.profile:
+        if "throughput" not in only:
+            p.error("--profile profiles the throughput runs: add throughput to --only")
+        from bench.profile import ProfileError, jdk_tool
+
+        try:
+            jdk_tool("jcmd"), jdk_tool("jfr")      # fail before the stack starts, not after the first phases
+        except ProfileError as e:
+            p.error(str(e))
     if args.soak is not None and args.soak < 180:
         p.error("--soak needs at least 180 seconds (the verdict compares minutes 2-4 with the last three)")
     if args.smoke:
@@ -129,8 +152,10 @@ def main(argv=None) -> int:
     tag = "b" + uuid.uuid4().hex[:6]
     base = settings.with_(run_dir=str(Path(settings.run_dir) / "bench"))
     results = {"command": command.strip(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "repeat": repeat,
+               "phases": [x for x in PHASES if x in only],
                "environment": environment(), "processes": {"kafka": mon.fixed["kafka"],
                                                            "elasticsearch": mon.fixed["elasticsearch"]}}
+    out = Path(args.out)
     t_all = time.monotonic()
     if args.soak is not None:
         return _soak_only(args, base, tag, mon, command)
@@ -139,53 +164,68 @@ def main(argv=None) -> int:
         return base.with_(topic_prefix=f"{tag}-{what}{i}-", index_prefix=f"{tag}-{what}{i}-")
 
     try:
-        results["indexer"] = indexer_figures(es_bench, s_for, mon, args.es_docs, args.es_warmup_docs, repeat)
-
-        from foundation.topics import ensure_topics
-
-        variants = {"bare": ("bare confluent-kafka loop (ceiling)", 1), "json-1": ("generator json", 1),
-                    "json-2": ("generator json", 2)}
-        gen = {"count": args.gen_count, "variants": {}}
-        for key, (label, workers) in variants.items():
-            runs = []
-            for i in range(repeat):
-                s = s_for("gen", i)
-                ensure_topics(s)
-                with job_bench.phase(mon) as ph:
-                    rate = (generator_bench.bare_loop(s, args.gen_count) if key == "bare"
-                            else generator_bench.generator_rate(s, args.gen_count, "json", workers))
-                runs.append({"msgs_per_s": round(rate), "procs": ph.summary})
-                log.info("bench: %s x%d %d/%d: %.0f msgs/s", label, workers, i + 1, repeat, rate)
-            gen["variants"][key] = {"label": label, "workers": workers, **summarise(runs, ("msgs_per_s",))}
-        results["generator"] = gen
-
-        results["warm_up_s"] = job_bench.warm_up(s_for("warm", 0))
-        results["job_throughput"] = {}
-        for kind in ("passthrough", "pipeline"):
-            runs = [job_bench.throughput(s_for("tp", i), kind, args.events, mon) for i in range(repeat)]
-            results["job_throughput"][kind] = summarise(runs, ("records_per_s", "wall_s", "startup_s"))
-
-        results["latency"] = {}
-        for rate in args.rates.split(","):
-            by_kind = {}
+        if "indexer" in only:
+            results["indexer"] = indexer_figures(es_bench, s_for, mon, args.es_docs, args.es_warmup_docs, repeat)
+        if "generator" in only:
+            results["generator"] = generator_figures(generator_bench, job_bench, s_for, mon, args.gen_count, repeat)
+        if "throughput" in only or "latency" in only:
+            results["warm_up_s"] = job_bench.warm_up(s_for("warm", 0))
+        if "throughput" in only:
+            results["job_throughput"] = {}
             for kind in ("passthrough", "pipeline"):
-                runs = [job_bench.latency(s_for(f"lat{rate}-", i), kind, float(rate), args.latency_seconds, mon,
-                                          warmup_s=args.latency_warmup)
+                runs = [job_bench.throughput(s_for("tp", i), kind, args.events, mon,
+                                             profile_to=out / "profiles" / f"throughput-{kind}-{i + 1}.jfr"
+                                             if args.profile else None)
                         for i in range(repeat)]
-                by_kind[kind] = summarise(runs, ("p50_s", "p99_s", "max_s", "events", "visible", "achieved_rate"))
-            windows = [r["windows"] for r in by_kind["pipeline"]["runs"]]
-            by_kind["windows"] = summarise(windows, ("p50_s", "p99_s", "max_s", "documents", "window_ends"))
-            results["latency"][rate] = by_kind
+                results["job_throughput"][kind] = summarise(runs, ("records_per_s", "wall_s", "startup_s"))
+        if "latency" in only:
+            results["latency"] = latency_figures(job_bench, s_for, mon, args, repeat)
     finally:
         _cleanup(base, tag)
     results["total_s"] = round(time.monotonic() - t_all, 1)
     results["environment"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "RESULTS.md").write_text(render(results))
     print(render(results))
     return 0
+
+
+def generator_figures(generator_bench, job_bench, s_for, mon, count: int, repeat: int) -> dict:
+    """The generator's msgs/s (one and two workers) next to a bare confluent-kafka produce loop."""
+    from foundation.topics import ensure_topics
+
+    variants = {"bare": ("bare confluent-kafka loop (ceiling)", 1), "json-1": ("generator json", 1),
+                "json-2": ("generator json", 2)}
+    gen = {"count": count, "variants": {}}
+    for key, (label, workers) in variants.items():
+        runs = []
+        for i in range(repeat):
+            s = s_for("gen", i)
+            ensure_topics(s)
+            with job_bench.phase(mon) as ph:
+                rate = (generator_bench.bare_loop(s, count) if key == "bare"
+                        else generator_bench.generator_rate(s, count, "json", workers))
+            runs.append({"msgs_per_s": round(rate), "procs": ph.summary})
+            log.info("bench: %s x%d %d/%d: %.0f msgs/s", label, workers, i + 1, repeat, rate)
+        gen["variants"][key] = {"label": label, "workers": workers, **summarise(runs, ("msgs_per_s",))}
+    return gen
+
+
+def latency_figures(job_bench, s_for, mon, args, repeat: int) -> dict:
+    """End-to-end latency of both jobs at each load of --rates, and the pipeline's window results."""
+    out = {}
+    for rate in args.rates.split(","):
+        by_kind = {}
+        for kind in ("passthrough", "pipeline"):
+            runs = [job_bench.latency(s_for(f"lat{rate}-", i), kind, float(rate), args.latency_seconds, mon,
+                                      warmup_s=args.latency_warmup)
+                    for i in range(repeat)]
+            by_kind[kind] = summarise(runs, ("p50_s", "p99_s", "max_s", "events", "visible", "achieved_rate"))
+        windows = [r["windows"] for r in by_kind["pipeline"]["runs"]]
+        by_kind["windows"] = summarise(windows, ("p50_s", "p99_s", "max_s", "documents", "window_ends"))
+        out[rate] = by_kind
+    return out
 
 
 def _soak_only(args, base, tag, mon, command: str) -> int:
@@ -207,7 +247,8 @@ def _soak_only(args, base, tag, mon, command: str) -> int:
     results["soak"] = figures
     (out / "results.json").write_text(json.dumps(results, indent=2))
     # Alone (no suite run yet in this folder) the report is the soak section only.
-    (out / "RESULTS.md").write_text(render(results) if "indexer" in results else "\n".join(_soak_section(figures)))
+    (out / "RESULTS.md").write_text(render(results) if any(k in results for k in RESULT_KEYS)
+                                    else "\n".join(_soak_section(figures)))
     print("\n".join(_soak_section(figures)))
     return 0
 
@@ -328,7 +369,9 @@ def render(r: dict) -> str:
         "# Benchmark results", "",
         f"Produced by `{r['command']}` on {r['date']} ({r.get('total_s', '?')} s in all). "
         f"Every figure was measured {n} time{'s' if n > 1 else ''}: the median is shown"
-        f"{', with the spread (min–max) over the runs' if n > 1 else ''}; every raw value is in `results.json`.", "",
+        f"{', with the spread (min–max) over the runs' if n > 1 else ''}; every raw value is in `results.json`."
+        + (f" Phases run (`--only`): {', '.join(r['phases'])}; the others' sections are left out."
+           if set(r.get("phases", PHASES)) != set(PHASES) else ""), "",
         "## Environment", "",
         "| | |", "|---|---|",
         f"| CPU | {env['cpu']}, {env['cores']} cores |",
@@ -366,81 +409,34 @@ def render(r: dict) -> str:
         "Elasticsearch are shared services: their "
         "figures include anything else using them at the time.",
         "- The machine is not isolated: compare figures within this report; the load average above tells how busy "
-        "it was.", "",
+        "it was.",
     ]
+    if _profiled(r):
+        lines += [
+            "- Where the Flink job's CPU goes (`--profile`): a Java Flight Recorder profile of the Flink JVM "
+            "(`jcmd <pid> JFR.start settings=profile`, stopped after the run) during each large throughput run; "
+            "the `.jfr` files are kept beside this report for JDK Mission Control or `jfr print`. The shares are "
+            "of `jdk.ExecutionSample` events: every 10 ms JFR samples the threads that are running Java code, so a "
+            "share is a part of the JVM's Java CPU time (time in native code: JIT compiler, garbage collector, "
+            "system calls, is not sampled). Self frame: the method on top of the stack (where the CPU was); "
+            "inclusive: the samples whose stack holds the frame anywhere (the method and what it calls, and in an "
+            "operator chain the operators chained after it). The profiled run includes the job's start (SQL "
+            "planning, code generation) as its wall time does: at smoke sizes that start is most of it. Compare the "
+            "tables before and after a change, on the same machine and sizes. The recording costs a few percent, "
+            "included in the profiled run's records/s (`jcmd` itself runs outside the timed block)."]
+    lines += [""]
 
-    gen = r["generator"]
-    ceiling = gen["variants"]["bare"]["msgs_per_s"]["median"] or 0
-    lines += ["## Generator: messages/s into Kafka", "",
-              f"{gen['count']} activity messages per run (streaming phase, after the customer/offer snapshot).", "",
-              "| what | workers | msgs/s | spread | vs ceiling |", "|---|---:|---:|---:|---:|"]
-    for x in gen["variants"].values():
-        m = x["msgs_per_s"]
-        ratio = f"{m['median'] / ceiling:.2f}" if ceiling and m["median"] else "–"
-        lines.append(f"| {x['label']} | {x['workers']} | {med(m)} | {rng(m)} | {ratio} |")
-
-    tp = r["job_throughput"]
-    ceiling = tp["passthrough"]["records_per_s"]["median"] or 0
-    lines += ["", "## Flink job throughput (bounded run, Kafka -> Flink -> Kafka result topics)", "",
-              "| job | events | records/s | spread | vs ceiling | wall s | start+stop s |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for kind in ("pipeline", "passthrough"):
-        t = tp[kind]
-        m = t["records_per_s"]
-        ratio = f"{m['median'] / ceiling:.2f}" if ceiling and m["median"] else "–"
-        lines.append(f"| {kind}{' (ceiling)' if kind == 'passthrough' else ''} | {t['runs'][0]['events']} | "
-                     f"{med(m)} | {rng(m)} | {ratio} | {med(t['wall_s'], 1)} | {med(t['startup_s'], 1)} |")
-    lines += ["", "records/s = (events - 2000) / (wall time of the large run - wall time of a 2000-event run): "
-              "job start and stop are netted out (– when the large run was not longer than the small one: sizes too "
-              "small to measure).", ""]
-
-    lines += ["## End-to-end latency (produce -> job -> result topic -> indexer -> document visible in "
-              "Elasticsearch)", "",
-              "| load msg/s | index (job) | achieved msg/s | events | visible | p50 s | p99 s | max s | "
-              "ceiling p50 / p99 / max s |", "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
-    for rate, by_kind in r["latency"].items():
-        c = by_kind["passthrough"]
-        ceil = f"{med(c['p50_s'], 2)} / {med(c['p99_s'], 2)} / {med(c['max_s'], 2)}"
-        for kind in ("pipeline", "passthrough"):
-            x = by_kind[kind]
-            what = "enriched (pipeline)" if kind == "pipeline" else "pass-through (ceiling)"
-            lines.append(f"| {rate} | {what} | {med(x['achieved_rate'])} | {med(x['events'])} | {med(x['visible'])} | "
-                         f"{_q(x['p50_s'])} | {_q(x['p99_s'])} | {_q(x['max_s'])} | "
-                         f"{ceil if kind == 'pipeline' else ''} |")
-    first = next(iter(r["latency"].values()))
-    w0 = first["windows"]["runs"][0] if first["windows"]["runs"] else {}
-    oo = first["pipeline"]["runs"][0]["out_of_orderness_s"]
-    warm = first["pipeline"]["runs"][0].get("warmup_s", 0)
-    p99 = next((by_kind["pipeline"]["p99_s"]["median"] for rate, by_kind in r["latency"].items()
-                if float(rate) == 5000), None)
-    lines += ["", "Target (issue): enriched p99 ≤ 2 s at 5000 msg/s"
-              + (f": {'met' if p99 <= 2 else 'not met'} ({p99:.2f} s)." if p99 is not None else
-                 " (not measured in this run).")]
-    lines += ["", "Cells: median, spread in brackets. The pipeline runs with bounded out-of-orderness "
-              f"{oo} s: its enriched index waits for the watermark before the event-time temporal join emits; "
-              "the pass-through job has no such wait. Both are indexed by one `churnstream index` process with its "
-              "default batching (a bulk request leaves at the latest 200 ms after its first document); the "
-              "pass-through's documents are `{\"payload\": <the activity>}` in an index of the same shards and refresh "
-              "interval with no mapping (kept in `_source` only). "
-              + (f"Steady state: the first {warm:g} s of load are produced but not measured (after a start the "
-                 "temporal joins wait for the idle customer and offer topics to be marked idle, 5 s, and the "
-                 "backlog this builds drains only slowly near capacity; `--latency-warmup 0` measures that "
-                 "transient too)." if warm else "Measured from the job's start (`--latency-warmup 0`)."), "",
-              "### Window results (segments index, from the same pipeline runs)", "",
-              f"HOP windows of {w0.get('window_size_s', '?')} s sliding by {w0.get('window_slide_s', '?')} s. "
-              f"Latency = first seen in Elasticsearch - (window_end + {oo} s out-of-orderness): window size and "
-              "watermark delay are subtracted; 0 would be a window visible the moment the watermark allows it.", "",
-              "| load msg/s | window ends | window documents | p50 s | p99 s | max s | ceiling p50 / p99 / max s |",
-              "|---:|---:|---:|---:|---:|---:|---|"]
-    for rate, by_kind in r["latency"].items():
-        w, c = by_kind["windows"], by_kind["passthrough"]
-        lines.append(f"| {rate} | {med(w['window_ends'])} | {med(w['documents'])} | {_q(w['p50_s'])} | "
-                     f"{_q(w['p99_s'])} | {_q(w['max_s'])} | "
-                     f"{med(c['p50_s'], 2)} / {med(c['p99_s'], 2)} / {med(c['max_s'], 2)} |")
-    lines += ["", "The ceiling of a window document: the pass-through job's latency for one record at the same "
-              "load.", ""]
-
-    lines += _indexer_section(r["indexer"], tp)
+    if "generator" in r:
+        lines += _generator_section(r["generator"])
+    tp = r.get("job_throughput")
+    if tp:
+        lines += _throughput_section(tp)
+        if _profiled(r):
+            lines += _profile_section(tp)
+    if "latency" in r:
+        lines += _latency_section(r["latency"])
+    if "indexer" in r:
+        lines += _indexer_section(r["indexer"], tp)
     lines += ["## CPU and peak memory per phase", "",
               "Cells: CPU seconds · mean CPU % of one core · peak RSS (medians over the runs).", "",
               "| phase | wall s | " + " | ".join(LABELS[g] for g in GROUPS) + " |",
@@ -464,11 +460,152 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _generator_section(gen: dict) -> list[str]:
+    ceiling = gen["variants"]["bare"]["msgs_per_s"]["median"] or 0
+    lines = ["## Generator: messages/s into Kafka", "",
+             f"{gen['count']} activity messages per run (streaming phase, after the customer/offer snapshot).", "",
+             "| what | workers | msgs/s | spread | vs ceiling |", "|---|---:|---:|---:|---:|"]
+    for x in gen["variants"].values():
+        m = x["msgs_per_s"]
+        ratio = f"{m['median'] / ceiling:.2f}" if ceiling and m["median"] else "–"
+        lines.append(f"| {x['label']} | {x['workers']} | {med(m)} | {rng(m)} | {ratio} |")
+    return lines + [""]
+
+
+def _throughput_section(tp: dict) -> list[str]:
+    ceiling = tp["passthrough"]["records_per_s"]["median"] or 0
+    lines = ["## Flink job throughput (bounded run, Kafka -> Flink -> Kafka result topics)", "",
+             "| job | events | records/s | spread | vs ceiling | wall s | start+stop s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for kind in ("pipeline", "passthrough"):
+        t = tp[kind]
+        m = t["records_per_s"]
+        ratio = f"{m['median'] / ceiling:.2f}" if ceiling and m["median"] else "–"
+        lines.append(f"| {kind}{' (ceiling)' if kind == 'passthrough' else ''} | {t['runs'][0]['events']} | "
+                     f"{med(m)} | {rng(m)} | {ratio} | {med(t['wall_s'], 1)} | {med(t['startup_s'], 1)} |")
+    lines += ["", "records/s = (events - 2000) / (wall time of the large run - wall time of a 2000-event run): "
+              "job start and stop are netted out (– when the large run was not longer than the small one: sizes too "
+              "small to measure).", ""]
+    return lines
+
+
+def _profiled(r: dict) -> bool:
+    return any("profile" in run for t in r.get("job_throughput", {}).values() for run in t["runs"])
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: thread names hold `|` (`kafka-producer-network-thread | producer-1`)."""
+    return text.replace("|", "\\|")
+
+
+def _share(x: dict) -> str:
+    return f"{100 * x['share']:.1f}%"
+
+
+def _profile_section(tp: dict, top: int = 15) -> list[str]:
+    """Where the Flink JVM's Java CPU time goes in the pipeline's large throughput run (its first
+    profiled run; every run's summary is in results.json), with the pass-through's threads beside it."""
+    runs = tp["pipeline"]["runs"]
+    i, run = next(((i, x) for i, x in enumerate(runs) if "profile" in x), (0, {}))
+    prof = run.get("profile")
+    lines = ["## Where the Flink job's CPU goes (JFR profile of the pipeline throughput run)", ""]
+    if not prof or not prof["samples"]:
+        return lines + ["No execution samples were recorded (the run was too short, or the pipeline run was not "
+                        "profiled).", ""]
+    lines += [f"Pipeline job over {run['events']} events (run {i + 1} of {len(runs)}): {prof['samples']} "
+              f"execution samples of the Flink JVM in `{Path(prof['file']).name}`"
+              + (f"; {100 * prof['truncated_share']:.0f}% of the stacks were deeper than the 64 frames JFR keeps "
+                 "(their outermost frames are missing from the inclusive shares)"
+                 if prof.get("truncated_share") else "")
+              + ". Shares are of all the JVM's samples.", "",
+              f"### Top {top} self frames (the method the CPU was in)", "",
+              "| frame | share | samples |", "|---|---:|---:|"]
+    lines += [f"| `{_cell(x['frame'])}` | {_share(x)} | {x['samples']} |" for x in prof["self"][:top]]
+    threads = prof["threads"]
+    shown = threads[:top]
+    rest = threads[top:]
+    lines += ["", "### CPU share per thread (a Flink task thread runs one operator chain; subtasks together)", "",
+              "| thread / operator chain | share | samples |", "|---|---:|---:|"]
+    lines += [f"| {_cell(x['thread'])} | {_share(x)} | {x['samples']} |" for x in shown]
+    if rest:
+        n = sum(x["samples"] for x in rest)
+        lines.append(f"| {len(rest)} other threads | {100 * n / prof['samples']:.1f}% | {n} |")
+    lines += ["", "Task threads are named after their operator chain (operator ids, the subtask and a sink's "
+              "`Committer` step left out; `(a, b)`: the chain forks). `Thread-*`: unnamed threads, mostly PyFlink's "
+              "py4j gateway connection, which runs the Python driver's calls into the JVM (SQL planning, code "
+              "generation, job submission). `Source Data Fetcher for ...`: a Kafka source's fetch thread; "
+              "`kafka-producer-network-thread`: a Kafka sink's sender."]
+    if prof.get("inclusive"):
+        lines += ["", f"### Top {min(top, len(prof['inclusive']))} operator frames by inclusive share (the frame "
+                  "anywhere on the stack)", "",
+                  "Frames of the job's operators, SQL functions, formats, Kafka sink and Python UDF operator "
+                  "(`bench/profile.py` OPERATOR_CODE) and of the code Flink generates per operator "
+                  "(`StreamExecCalc$44` and the like). An operator's share includes what it calls and, in a chain, "
+                  "the operators chained after it. Flink's task loop, network input, watermark and timer plumbing "
+                  "and the Kafka source reader are left out: they hold every sample of their chain.", "",
+                  "| frame | share | samples |", "|---|---:|---:|"]
+        lines += [f"| `{_cell(x['frame'])}` | {_share(x)} | {x['samples']} |" for x in prof["inclusive"][:top]]
+    base = next((x["profile"] for x in tp["passthrough"]["runs"] if x.get("profile", {}).get("samples")), None)
+    if base:
+        lines += ["", f"The pass-through job (ceiling), same events: {base['samples']} samples; threads: "
+                  + ", ".join(f"{_cell(x['thread'])} {_share(x)}" for x in base["threads"][:5]) + "."]
+    return lines + [""]
+
+
+def _latency_section(latency: dict) -> list[str]:
+    lines = ["## End-to-end latency (produce -> job -> result topic -> indexer -> document visible in "
+             "Elasticsearch)", "",
+             "| load msg/s | index (job) | achieved msg/s | events | visible | p50 s | p99 s | max s | "
+             "ceiling p50 / p99 / max s |", "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for rate, by_kind in latency.items():
+        c = by_kind["passthrough"]
+        ceil = f"{med(c['p50_s'], 2)} / {med(c['p99_s'], 2)} / {med(c['max_s'], 2)}"
+        for kind in ("pipeline", "passthrough"):
+            x = by_kind[kind]
+            what = "enriched (pipeline)" if kind == "pipeline" else "pass-through (ceiling)"
+            lines.append(f"| {rate} | {what} | {med(x['achieved_rate'])} | {med(x['events'])} | {med(x['visible'])} | "
+                         f"{_q(x['p50_s'])} | {_q(x['p99_s'])} | {_q(x['max_s'])} | "
+                         f"{ceil if kind == 'pipeline' else ''} |")
+    first = next(iter(latency.values()))
+    w0 = first["windows"]["runs"][0] if first["windows"]["runs"] else {}
+    oo = first["pipeline"]["runs"][0]["out_of_orderness_s"]
+    warm = first["pipeline"]["runs"][0].get("warmup_s", 0)
+    p99 = next((by_kind["pipeline"]["p99_s"]["median"] for rate, by_kind in latency.items()
+                if float(rate) == 5000), None)
+    lines += ["", "Target (issue): enriched p99 ≤ 2 s at 5000 msg/s"
+              + (f": {'met' if p99 <= 2 else 'not met'} ({p99:.2f} s)." if p99 is not None else
+                 " (not measured in this run).")]
+    lines += ["", "Cells: median, spread in brackets. The pipeline runs with bounded out-of-orderness "
+              f"{oo} s: its enriched index waits for the watermark before the event-time temporal join emits; "
+              "the pass-through job has no such wait. Both are indexed by one `churnstream index` process with its "
+              "default batching (a bulk request leaves at the latest 200 ms after its first document); the "
+              "pass-through's documents are `{\"payload\": <the activity>}` in an index of the same shards and refresh "
+              "interval with no mapping (kept in `_source` only). "
+              + (f"Steady state: the first {warm:g} s of load are produced but not measured (after a start the "
+                 "temporal joins wait for the idle customer and offer topics to be marked idle, 5 s, and the "
+                 "backlog this builds drains only slowly near capacity; `--latency-warmup 0` measures that "
+                 "transient too)." if warm else "Measured from the job's start (`--latency-warmup 0`)."), "",
+              "### Window results (segments index, from the same pipeline runs)", "",
+              f"HOP windows of {w0.get('window_size_s', '?')} s sliding by {w0.get('window_slide_s', '?')} s. "
+              f"Latency = first seen in Elasticsearch - (window_end + {oo} s out-of-orderness): window size and "
+              "watermark delay are subtracted; 0 would be a window visible the moment the watermark allows it.", "",
+              "| load msg/s | window ends | window documents | p50 s | p99 s | max s | ceiling p50 / p99 / max s |",
+              "|---:|---:|---:|---:|---:|---:|---|"]
+    for rate, by_kind in latency.items():
+        w, c = by_kind["windows"], by_kind["passthrough"]
+        lines.append(f"| {rate} | {med(w['window_ends'])} | {med(w['documents'])} | {_q(w['p50_s'])} | "
+                     f"{_q(w['p99_s'])} | {_q(w['max_s'])} | "
+                     f"{med(c['p50_s'], 2)} / {med(c['p99_s'], 2)} / {med(c['max_s'], 2)} |")
+    lines += ["", "The ceiling of a window document: the pass-through job's latency for one record at the same "
+              "load.", ""]
+    return lines
+
+
 def _ratio(a, b, digits: int = 2) -> str:
     return f"{a / b:.{digits}f}" if a is not None and b else "–"
 
 
-def _indexer_section(x: dict, tp: dict) -> list[str]:
+def _indexer_section(x: dict, tp: dict | None) -> list[str]:
     """The indexer next to its raw bulk ceiling, with the issue's targets."""
     b, i = x["bulk"], x["indexer"]
     rate = _ratio(i["docs_per_s"]["median"], b["docs_per_s"]["median"])
@@ -502,8 +639,9 @@ def _indexer_section(x: dict, tp: dict) -> list[str]:
               "the wait that ends the last batch. The ceiling sends the same documents as `index` actions with their "
               "`_id`, serialised before the clock starts, with `es.bulk(operations=body)`, 5000 per request, one "
               "request after the other. CPU µs/doc = CPU seconds of the process during the phase / documents; "
-              "client = this Python process (the indexer, or the bulk loop). The job's pass-through reaches "
-              f"{med(tp['passthrough']['records_per_s'])} records/s into its result topic.", ""]
+              "client = this Python process (the indexer, or the bulk loop)."
+              + (f" The job's pass-through reaches {med(tp['passthrough']['records_per_s'])} records/s into its "
+                 "result topic." if tp else ""), ""]
     return lines
 
 
@@ -512,13 +650,14 @@ def _q(s: dict) -> str:
 
 
 def _phases(r: dict):
-    yield "indexer: raw bulk (ceiling)", [x["procs"] for x in r["indexer"]["bulk"]["runs"]]
-    yield "indexer: `Indexer.run`", [x["procs"] for x in r["indexer"]["indexer"]["runs"]]
-    for x in r["generator"]["variants"].values():
+    if "indexer" in r:
+        yield "indexer: raw bulk (ceiling)", [x["procs"] for x in r["indexer"]["bulk"]["runs"]]
+        yield "indexer: `Indexer.run`", [x["procs"] for x in r["indexer"]["indexer"]["runs"]]
+    for x in r.get("generator", {}).get("variants", {}).values():
         yield f"{x['label']} ×{x['workers']}", [y["procs"] for y in x["runs"]]
-    for kind in ("passthrough", "pipeline"):
+    for kind in ("passthrough", "pipeline") if "job_throughput" in r else ():
         yield f"throughput: {kind} job", [y["procs"] for y in r["job_throughput"][kind]["runs"]]
-    for rate, by_kind in r["latency"].items():
+    for rate, by_kind in r.get("latency", {}).items():
         for kind in ("passthrough", "pipeline"):
             yield f"latency at {rate} msg/s: {kind} job", [y["procs"] for y in by_kind[kind]["runs"]]
 

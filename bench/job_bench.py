@@ -95,9 +95,13 @@ def phase(mon):
 
 
 def throughput(settings: Settings, kind: str, events: int, mon=None, small_events: int = 2_000,
-               fmt: str = "json") -> dict:
+               fmt: str = "json", profile_to: Path | None = None) -> dict:
     """Records/s of a bounded run of job `kind` over `events`, Kafka -> Flink -> the result topics, net of
-    job start/stop (measured on a tiny run); ``fmt`` avro: the pipeline over Avro topics (--format avro)."""
+    job start/stop (measured on a tiny run); ``fmt`` avro: the pipeline over Avro topics (--format avro).
+    ``profile_to``: a JFR recording of the Flink JVM during the large run is written there and its
+    summary (bench/profile.py) returned as "profile"; jcmd runs outside the timed block."""
+    import contextlib
+
     from foundation.topics import ensure_topics
 
     timings, procs = {}, {}
@@ -106,17 +110,28 @@ def throughput(settings: Settings, kind: str, events: int, mon=None, small_event
                            index_prefix=f"{settings.index_prefix}{kind}-{label}-")
         ensure_topics(s)      # the sources and the result topics the job writes
         produce_events(s, n, fmt=fmt)
-        with phase(mon) as ph:
-            t0 = time.monotonic()
-            run_job(s, JobOptions(bounded=True, format=fmt, group_id=f"bench-{kind}-{label}"), kind)
-            timings[label] = time.monotonic() - t0
+        recording = contextlib.nullcontext()
+        if profile_to is not None and label == "large":
+            from bench import profile
+
+            recording = profile.Recording(profile.flink_pid(mon), profile_to)   # the small run started the JVM
+        with recording:
+            with phase(mon) as ph:
+                t0 = time.monotonic()
+                run_job(s, JobOptions(bounded=True, format=fmt, group_id=f"bench-{kind}-{label}"), kind)
+                timings[label] = time.monotonic() - t0
         procs[label] = ph.summary
         log.info("bench: %s job over %d events took %.1f s", kind, n, timings[label])
     net = timings["large"] - timings["small"]
     # A large run no longer than the small one (tiny sizes, noise) gives no figure rather than a silly one.
     rps = round((events - small_events) / net) if net > 0 and events > small_events else None
-    return {"events": events, "wall_s": round(timings["large"], 1), "startup_s": round(timings["small"], 1),
-            "records_per_s": rps, "procs": procs["large"], "procs_small": procs["small"]}
+    out = {"events": events, "wall_s": round(timings["large"], 1), "startup_s": round(timings["small"], 1),
+           "records_per_s": rps, "procs": procs["large"], "procs_small": procs["small"]}
+    if profile_to is not None:
+        from bench import profile
+
+        out["profile"] = profile.summarise_file(profile_to)
+    return out
 
 
 def latency(settings: Settings, kind: str, rate: float, seconds: float, mon=None, out_of_orderness_s: int = 1,
