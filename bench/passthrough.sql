@@ -2,6 +2,10 @@
 -- (upsert-kafka with the product's result_options, keyed by the activity id), no logic.
 -- It writes its own prefix's enriched result topic: a result topic like the pipeline's (same
 -- partitions and cleanup policy), which `churnstream index` reads unchanged in the latency runs.
+-- No upsert materializer, as in sql/sinks.sql (Flink 2.3 refuses the insert without this or an
+-- ON CONFLICT clause, since the key is an expression; 1.20 silently added a materializer).
+SET 'table.exec.sink.upsert-materialize' = 'NONE';
+
 CREATE TABLE kafka_passthrough (
   doc_id STRING,
   payload STRING,

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from foundation import UserError, catalog
-from foundation.pii import hash_key, pseudonym
+from foundation.pii import hash_key
 from foundation.settings import Settings, prefix_tag
 from flink_jobs import compiled_plan
 from flink_jobs import params as job_params
@@ -35,15 +35,13 @@ PIPELINE = job_params.SQL_DIR / "pipeline.sql"
 # applied to every source). Activity partitions are no longer marked idle (sql/sources.sql), which
 # removes that race; the deferral stays, as it costs nothing.
 def register_functions(t_env, key: bytes) -> None:
-    from pyflink.table import DataTypes
-    from pyflink.table.udf import udf
+    """pseudonymise(STRING): the keyed hash of foundation.pii, as a Java function
+    (flink_udfs/Pseudonymise.java). The key goes to its constructor, so it never shows in SQL, the
+    plan or the job's configuration; it travels inside the serialized function."""
+    from pyflink.java_gateway import get_gateway
 
-    # The key is captured in the function, not written into SQL, so it never shows in plans or logs.
-    @udf(result_type=DataTypes.STRING(), deterministic=True)
-    def pseudonymise(value):
-        return pseudonym(key, value)
-
-    t_env.create_temporary_system_function("pseudonymise", pseudonymise)
+    function = get_gateway().jvm.io.churnstream.udf.Pseudonymise(bytearray(key))
+    t_env._j_tenv.createTemporarySystemFunction("pseudonymise", function)  # noqa: SLF001 - no PyFlink API takes a Java instance
 
 
 @contextlib.contextmanager
@@ -102,7 +100,7 @@ def table_env(settings: Settings, streaming: bool = True, jars: JobJars | None =
     conf.set("python.executable", sys.executable)
     conf.set("python.client.executable", sys.executable)
     if ship_jars:
-        conf.set("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars.connectors))
+        conf.set("pipeline.jars", ";".join(p.resolve().as_uri() for p in (*jars.connectors, jars.udf)))
     if settings.flink_jobmanager:
         host, _, port = settings.flink_jobmanager.partition(":")
         conf.set("execution.target", "remote")
@@ -145,8 +143,8 @@ def configure_checkpoints(t_env, settings: Settings) -> None:
     conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
     # The default JobManager-memory storage fails above 5 MB of state: keep checkpoints on disk.
     ckpt = checkpoint_root(settings)
-    conf.set("state.checkpoint-storage", "filesystem")
-    conf.set("state.checkpoints.dir", ckpt.as_uri())
+    conf.set("execution.checkpointing.storage", "filesystem")
+    conf.set("execution.checkpointing.dir", ckpt.as_uri())
     conf.set("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     # An unreachable Elasticsearch or Kafka fails the job; it restarts from the last checkpoint,
     # waiting 1 s, 2 s, 4 s ... at most 20 s, forever: an outage delays results, never drops them.
@@ -176,7 +174,7 @@ def build(settings: Settings, opts: JobOptions, sink: str = "kafka", resume_from
     configure_checkpoints(t_env, settings)
     if resume_from is not None:
         # State (offsets, windows, joins) continues where the checkpoint left it: nothing lost or counted twice.
-        t_env.get_config().set("execution.savepoint.path", Path(resume_from).resolve().as_uri())
+        t_env.get_config().set("execution.state-recovery.path", Path(resume_from).resolve().as_uri())
         log.info("job: resuming from %s", resume_from)
     if not settings.flink_jobmanager:
         # The local mini-cluster's REST endpoint on a port we know (Flink picks a random one
@@ -212,7 +210,7 @@ def savepoint_root(settings: Settings) -> Path:
 
 def stop_with_savepoint(settings: Settings) -> str:
     """Stop the running pipeline with a savepoint and return its location: on the session cluster
-    of ``settings.flink_jobmanager`` (into its state.savepoints.dir), else the local job this run
+    of ``settings.flink_jobmanager`` (into its execution.checkpointing.savepoint-dir), else the local job this run
     folder started (into <run folder>/savepoints)."""
     if settings.flink_jobmanager:
         address, target = settings.flink_jobmanager, None

@@ -72,7 +72,7 @@ class FlinkRest:
     def trigger_stop(self, jid: str, target_dir: str | None = None) -> str:
         """Ask the job to stop with a savepoint (no drain: windows stay open in the savepoint, to be
         continued by the resumed job); returns the request id for savepoint_location(). ``target_dir``:
-        a URI the cluster can write, or None for the cluster's state.savepoints.dir."""
+        a URI the cluster can write, or None for the cluster's execution.checkpointing.savepoint-dir."""
         body = {"drain": False, "formatType": "CANONICAL"}
         if target_dir:
             body["targetDirectory"] = target_dir

@@ -264,7 +264,7 @@ def test_sync_versions_check_passes():
 def test_sync_versions_rewrites_every_pin(tmp_path):
     manifest = tmp_path / "versions.toml"
     text = (ROOT / "versions.toml").read_text()
-    text = text.replace('version = "4.3.1"', 'version = "9.9.9"').replace('version = "1.20.5"', 'version = "1.20.99"')
+    text = text.replace('version = "4.3.1"', 'version = "9.9.9"').replace('version = "2.3.0"', 'version = "2.3.99"')
     manifest.write_text(text)
     compose = tmp_path / "docker-compose.yml"
     compose.write_text((ROOT / "docker-compose.yml").read_text())
@@ -273,7 +273,7 @@ def test_sync_versions_rewrites_every_pin(tmp_path):
     assert check.returncode == 1 and "Kafka image" in check.stderr and "Flink build arg" in check.stderr
     assert subprocess.run(run, capture_output=True, text=True).returncode == 0
     new = compose.read_text()
-    assert "image: apache/kafka:9.9.9" in new and 'FLINK_VERSION: "1.20.99"' in new
+    assert "image: apache/kafka:9.9.9" in new and 'FLINK_VERSION: "2.3.99"' in new
     assert subprocess.run(run + ["--check"], capture_output=True, text=True).returncode == 0
 
 

@@ -39,7 +39,10 @@ def test_each_source_is_read_once(plan):
 
 def test_enrichment_runs_once_for_all_sinks(plan):
     assert operators(plan, "TemporalJoin") == 2          # customers + offers, not per insert
-    assert operators(plan, "PythonCalc") == 1            # pseudonymisation once
+    # Pseudonymisation is a Java function (flink_udfs/Pseudonymise.java): no row goes to a Python
+    # worker, and it is called in one place for all sinks (its two columns of the enriched view).
+    assert operators(plan, "PythonCalc") == 0
+    assert len(re.findall(r"pseudonymise\(", plan)) == 2
 
 
 def test_rolling_state_is_shared_by_customers_and_alerts(plan):
@@ -95,5 +98,6 @@ def test_only_the_deduplication_and_its_report_expire(built):
         assert set_count == 1, (node_type, name)                               # keep it out of failure output)
     ttls = compiled_plan.state_ttls(plan)
     assert {k: ttls.pop(k) for k in wanted} == wanted == dict.fromkeys(wanted, "10 min")
-    assert ttls and set(ttls.values()) == {"0 ms"}, ttls
+    # Flink 1.20 also listed the ChangelogNormalize state of the versioned views; 2.x plans need none.
+    assert set(ttls.values()) <= {"0 ms"}, ttls
     assert ("stream-exec-sink", "sinkMaterializeState") not in ttls

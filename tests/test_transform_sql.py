@@ -141,6 +141,21 @@ def test_pii_is_pseudonymised(enriched):
     assert "@" not in row["email_hash"] and "203.0" not in row["ip_hash"]
 
 
+def test_the_jobs_java_hash_is_foundation_pii_on_any_text(h):
+    """The job hashes in the JVM (flink_udfs/Pseudonymise.java), verify and the recomputation in
+    Python (foundation.pii): both must give the same pseudonym for every string, NULL stays NULL."""
+    from foundation.pii import pseudonym
+
+    values = ["", "a", "Zoë.Müller@exämple.org", "2001:db8::1", "雪@例え.jp", "emoji 🙂", "x" * 1000]
+    literal = ", ".join("(" + "'" + v.replace("'", "''") + "')" for v in values)
+    got = [r[0] for r in h.t_env.execute_sql(
+        f"SELECT pseudonymise(v) FROM (VALUES {literal}) AS t (v)").collect()]
+    assert got == [pseudonym(b"test-key", v) for v in values]
+    null = [r[0] for r in h.t_env.execute_sql(
+        "SELECT pseudonymise(CAST(NULL AS STRING)) FROM (VALUES (1)) AS t (x)").collect()]
+    assert null == [None]
+
+
 def test_every_dead_letter_reason(h):
     got = sorted((reason, payload) for reason, payload in h.rows("dead_letters", "reason", "payload"))
     want = sorted((reason, payload if isinstance(payload, str) else json.dumps(payload))
