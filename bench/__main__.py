@@ -446,14 +446,13 @@ def render(r: dict) -> str:
         lines.append(f"| {name} | {_num(wall, 1)} | " + " | ".join(_proc_cell(summaries, g) for g in GROUPS) + " |")
     lines += ["", "indexer: the `churnstream index` process of the latency runs. "
               "bench driver: this process: the generator, the Elasticsearch poller, the raw bulk client and the "
-              "in-process indexer of the indexer figure, and, during "
-              "pipeline runs, the pipeline's Python UDF (pseudonymisation), which PyFlink runs in loopback mode "
-              "inside the driver in a local mini-cluster; UDF boot: the runner processes the Flink JVM starts to "
-              "hand the UDF over to it. Job throughput phases run from submission to the end of the bounded job "
-              "(start-up included)."
+              "in-process indexer of the indexer figure (the job's functions are Java: no Python runs in the "
+              "job; the UDF boot column stays empty unless a Python function is added). Flink JVM: the local "
+              "mini-cluster, capped at CHURNSTREAM_FLINK_HEAP (1200m, parallel collector). Job throughput phases "
+              "run from submission to the end of the bounded job (start-up included)."
               + (" Before them one tiny unmeasured run of each job took "
                  + " and ".join(f"{t} s ({k})" for k, t in r["warm_up_s"].items())
-                 + ": PyFlink's JVM and the UDF harness start with the first job of a process." if "warm_up_s" in r
+                 + ": PyFlink's JVM starts with the first job of a process." if "warm_up_s" in r
                  else ""), ""]
     if "soak" in r:
         lines += _soak_section(r["soak"])

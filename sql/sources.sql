@@ -2,6 +2,10 @@
 -- never hosts. sources_avro.sql declares the same tables for Avro records (--format avro).
 
 SET 'table.local-time-zone' = 'UTC';
+
+-- The activity payload's fields in one parse (flink_udfs/ParseActivity.java; transform.sql step 1).
+-- The job ships its jar (pipeline.jars) and the client has it on its class path.
+CREATE TEMPORARY SYSTEM FUNCTION parse_activity AS 'io.churnstream.udf.ParseActivity' LANGUAGE JAVA;
 -- Watermarks (why the sources differ; flink_jobs/params.py kafka_reads sets them):
 -- * activity partitions are never marked idle. A partition that is only quiet for a while (a broker
 --   outage, a stalled producer, a restart on a backlog) must not let the others move the watermark
@@ -26,12 +30,12 @@ CREATE TABLE activity_raw (
   proc_time AS PROCTIME(),
   -- Event time is the payload's event_time when it is plausible, else the Kafka timestamp: a bad
   -- record (future timestamp, garbage) must not push the watermark.
-  -- (Each JSON_VALUE call parses the payload again, so it appears twice only; a NULL or
-  -- non-numeric event_time makes the test unknown and falls to ELSE.)
+  -- (parse_activity keeps the last payload's fields per thread: the Calc of transform.sql step 1
+  -- reuses this parse. A NULL or non-numeric event_time makes the test unknown and falls to ELSE.)
   rowtime AS CASE
-    WHEN ABS(TIMESTAMPDIFF(SECOND, kafka_ts, TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT), 3)))
+    WHEN ABS(TIMESTAMPDIFF(SECOND, kafka_ts, TO_TIMESTAMP_LTZ(TRY_CAST(parse_activity(payload).event_time AS BIGINT), 3)))
          <= ${max_clock_skew_hours} * 3600
-    THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.event_time') AS BIGINT), 3)
+    THEN TO_TIMESTAMP_LTZ(TRY_CAST(parse_activity(payload).event_time AS BIGINT), 3)
     ELSE kafka_ts
   END,
   WATERMARK FOR rowtime AS rowtime - INTERVAL '${out_of_orderness_seconds}' SECOND

@@ -18,6 +18,8 @@ SET 'table.local-time-zone' = 'UTC';
 -- path already (flink_jobs/pipeline.py, _prepare_gateway_jvm, says why).
 CREATE TEMPORARY SYSTEM FUNCTION avro_decode AS 'io.churnstream.udf.AvroDecode' LANGUAGE JAVA
   USING JAR '${udf_jar}';
+-- The decoded payload's fields in one parse (transform.sql step 1), as in sources.sql.
+CREATE TEMPORARY SYSTEM FUNCTION parse_activity AS 'io.churnstream.udf.ParseActivity' LANGUAGE JAVA;
 
 -- Activity is read as raw bytes and decoded here rather than by the avro-confluent format, which
 -- fails the whole job on a record it cannot decode: such a record becomes a dead letter instead

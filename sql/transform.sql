@@ -1,31 +1,24 @@
 -- Transformations only: no connectors here, so tests can run them on literal rows.
 -- Inputs: activity_raw (raw payload as JSON text, decode_error, Kafka metadata, rowtime), customers,
 -- offers (versioned), entity_dead_letters (customer/offer records that did not decode).
--- Function: pseudonymise(STRING) -> STRING, a keyed hash registered by the job (the key never
--- appears in SQL, plans or logs).
+-- Functions (Java, flink_udfs/, registered by the job): pseudonymise(STRING) -> STRING, a keyed
+-- hash (the key never appears in SQL, plans or logs); parse_activity(STRING) -> ROW, the payload's
+-- fields in one parse.
 
--- 1. Parse once. JSON_VALUE re-parses the payload on every call, and the planner inlines a view's
--- expressions wherever the next view references them (the checks below would parse ~30 times).
--- UNNEST of a one-element array is a boundary the planner does not merge across: each field is
--- extracted exactly once per record.
+-- 1. Parse once. JSON_VALUE parses the payload again on every call, and the planner inlines a
+-- view's expressions wherever the next view references them (the checks below would parse ~30
+-- times). parse_activity (flink_udfs/ParseActivity.java) parses it once and gives each field as
+-- JSON_VALUE would, and IS JSON OBJECT; UNNEST of a one-element array is a boundary the planner does
+-- not merge across, so it is called once per record.
 CREATE TEMPORARY VIEW activity_parsed AS
 SELECT
   r.record_key, r.payload, r.decode_error, r.kafka_partition, r.kafka_offset, r.kafka_ts, r.rowtime, r.proc_time,
   p.is_json, p.activity_id, p.customer_id_text, p.offer_id_text, p.activity_type, p.channel,
   p.propensity_text, p.ip_address, p.event_time_text
 FROM activity_raw AS r
-CROSS JOIN UNNEST(ARRAY[ROW(
-  r.payload IS JSON OBJECT,
-  JSON_VALUE(r.payload, '$.activity_id'),
-  JSON_VALUE(r.payload, '$.customer_id'),
-  JSON_VALUE(r.payload, '$.offer_id'),
-  JSON_VALUE(r.payload, '$.activity_type'),
-  JSON_VALUE(r.payload, '$.channel'),
-  JSON_VALUE(r.payload, '$.propensity_to_churn'),
-  JSON_VALUE(r.payload, '$.ip_address'),
-  JSON_VALUE(r.payload, '$.event_time')
-)]) AS p (is_json, activity_id, customer_id_text, offer_id_text, activity_type, channel,
-          propensity_text, ip_address, event_time_text);
+CROSS JOIN UNNEST(ARRAY[parse_activity(r.payload)]) AS p (is_json, activity_id, customer_id_text, offer_id_text,
+                                                      activity_type, channel, propensity_text, ip_address,
+                                                      event_time_text);
 
 -- 2. Check. The first failing rule names the reason; NULL means valid.
 CREATE TEMPORARY VIEW activity_checked AS

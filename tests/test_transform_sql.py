@@ -156,6 +156,39 @@ def test_the_jobs_java_hash_is_foundation_pii_on_any_text(h):
     assert null == [None]
 
 
+PAYLOADS = [
+    '{"activity_id": "a1", "customer_id": 7, "offer_id": null, "activity_type": "login", "channel": "web", '
+    '"propensity_to_churn": 0.42, "ip_address": "203.0.113.9", "event_time": 1767225600000}',
+    '{"activity_id": 5, "customer_id": "7", "propensity_to_churn": 1e-7, "event_time": 1.5E3, "channel": true}',
+    '{"customer_id": 12345678901234567890, "propensity_to_churn": 0.1000, "offer_id": -0, "channel": false}',
+    '{"activity_id": {"x": 1}, "customer_id": [1, 2], "activity_type": "", "channel": "w\\u00e9b"}',
+    '{"activity_id": "first", "activity_id": "second"}',         # duplicate key: the last wins
+    '{"activity_id": "a"} trailing',                           # Flink's parser stops after the value
+    '{"activity_id": "a",}', '{"activity_id": NaN}', '{"activity_id": \'single\'}',
+    '[{"activity_id": "in an array"}]', '"a string"', '42', 'null', '', '   ', '{', 'not json at all',
+    '{"propensity_to_churn": 99999999999999999999.5, "event_time": 1767225600000.0}',
+]
+FIELDS = ["activity_id", "customer_id", "offer_id", "activity_type", "channel", "propensity_to_churn",
+          "ip_address", "event_time"]
+
+
+def test_parse_activity_is_json_value_field_by_field(h):
+    """transform.sql parses each payload once with parse_activity (flink_udfs/ParseActivity.java):
+    on any text it must equal Flink's own IS JSON OBJECT and JSON_VALUE, which every check was
+    written against."""
+    literal = ", ".join(["(" + "'" + p.replace("'", "''") + "')" for p in PAYLOADS] + ["(CAST(NULL AS STRING))"])
+    ours = ", ".join(f"parse_activity(p).{f}" for f in FIELDS)
+    flinks = ", ".join(f"JSON_VALUE(p, '$.{f}')" for f in FIELDS)
+    rows = [tuple(r) for r in h.t_env.execute_sql(
+        f"SELECT p, parse_activity(p).is_json, {ours}, p IS JSON OBJECT, {flinks} "
+        f"FROM (VALUES {literal}) AS t (p)").collect()]
+    assert len(rows) == len(PAYLOADS) + 1
+    n = len(FIELDS) + 1
+    for r in rows:
+        assert r[1:1 + n] == r[1 + n:], (r[0], r[1:1 + n], r[1 + n:])
+    assert sum(1 for r in rows if r[1]) == 7          # the payloads above that are JSON objects
+
+
 def test_every_dead_letter_reason(h):
     got = sorted((reason, payload) for reason, payload in h.rows("dead_letters", "reason", "payload"))
     want = sorted((reason, payload if isinstance(payload, str) else json.dumps(payload))
