@@ -144,7 +144,7 @@ def gateway_jvm_args(current: str, heap: str | None) -> str:
 
     Why the parallel collector: the job wants throughput, and a pause of a ~1 GB heap is short; G1
     needed more heap for the same work (1g: 30% more CPU; ParallelGC at 1200m: 106 s of CPU for 1M
-    events and 1.99 GB RSS, G1 at 1536m: 112 s and 2.45 GB; bench/RESULTS.md)."""
+    events and 1.99 GB RSS, G1 at 1536m: 112 s and 2.45 GB; README, Benchmarks)."""
     args = current.split()
     if AVRO_LIMIT_OPTS not in current:
         args += AVRO_LIMIT_OPTS.split()

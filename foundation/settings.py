@@ -98,7 +98,7 @@ class Settings:
     # The local mini-cluster's JVM heap (-Xmx). Without a cap the JVM takes a quarter of the machine's
     # memory and grows into it (4.1 GB RSS for a 1M-event run on 24 GiB) before it collects. 1200m
     # with the parallel collector: 1.99 GB RSS and no more CPU than uncapped; 1g costs 30% more CPU
-    # in collections (bench/RESULTS.md, "Memory").
+    # in collections (README, Benchmarks).
     flink_heap: str = "1200m"
 
     @classmethod
