@@ -128,6 +128,27 @@ def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: 
     return None
 
 
+def _source_time(value: bytes | None, ts: int, opts: JobOptions) -> int:
+    """An activity record's event time as the job's source computes it: the payload's event_time
+    when it is an integer within the clock-skew bound of the Kafka timestamp, else that timestamp."""
+    try:
+        doc = json.loads(value) if value else None
+    except ValueError:
+        return ts
+    et = doc.get("event_time") if isinstance(doc, dict) else None
+    et = _int64_text(et)
+    return et if et is not None and abs(et - ts) <= opts.max_clock_skew_hours * HOUR_MS else ts
+
+
+def _int64_text(v) -> int | None:
+    if isinstance(v, bool) or v is None or isinstance(v, (dict, list, float)):
+        return None
+    try:
+        return int(str(v).strip())
+    except ValueError:
+        return None
+
+
 def _reject_constant(name):
     raise ValueError(name)
 
@@ -144,12 +165,13 @@ class Expected:
     segments: dict[str, dict]
     customers: dict[str, dict]
     alerts: dict[str, dict]
+    inactivity: dict[str, dict]
     sessions: dict[str, dict]
     dead_letters: list[dict]      # ids depend on Kafka offsets: compared as (reason, payload) pairs
 
     def by_index(self) -> dict[str, object]:
         return {"enriched": self.enriched, "segments": self.segments, "customers": self.customers,
-                "alerts": self.alerts, "sessions": self.sessions, "dead_letters": self.dead_letters}
+                "alerts": self.alerts, "inactivity": self.inactivity, "sessions": self.sessions, "dead_letters": self.dead_letters}
 
 
 class Versions:
@@ -179,6 +201,9 @@ def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[
     customers, offers = Versions(), Versions()
     activities, dead = [], []
     seen: set[str] = set()   # activity ids already accepted: a later valid copy is a duplicate
+    # The newest event time of any activity record, as the job's source reads it (a bad record's
+    # time too, unless implausible): it can move the watermark past the last valid event.
+    newest_any = None
     for topic, key, value, ts in records:
         if topic == catalog.DETAILS:
             doc = json.loads(value)
@@ -187,6 +212,8 @@ def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[
             doc = json.loads(value)
             offers.add(key.decode(), doc["updated_at"], doc)
         elif topic == catalog.ACTIVITY:
+            t = _source_time(value, ts, opts)
+            newest_any = t if newest_any is None else max(newest_any, t)
             reason = dlq_reason(key, value, ts, opts)
             if reason:
                 dead.append({"reason": reason, "payload": value.decode("utf-8", errors="replace")})
@@ -225,11 +252,13 @@ def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[
         events.append(row)
 
     state, alerts = _customers(events, opts, threshold_changes)
+    inactivity = _engagement(events, opts, state, newest_any)
     return Expected(
         enriched=enriched,
         segments=_segments(events, opts),
         customers=state,
         alerts=alerts,
+        inactivity=inactivity,
         sessions=_sessions(events, opts),
         dead_letters=dead,
     )
@@ -322,3 +351,132 @@ def _sessions(events, opts: JobOptions) -> dict[str, dict]:
                         "duration_seconds": (end - start) // 1000, "events": len(s),
                         "avg_propensity": math.fsum(ps) / len(ps)}
     return out
+
+
+DAY_MS = 86_400_000
+ENGAGEMENT_BUCKETS = 30
+
+
+def engagement_fields(at: int, last: int, premium: float, has_policy: bool, years_active, rolling: float,
+                      activities: int, sessions: int, opts: JobOptions) -> dict:
+    """A customer's value and engagement figures evaluated at event time ``at`` (README, "Customer
+    value and engagement"), from the catalog's numbers."""
+    gap = opts.inactivity_gap_seconds * 1000
+    idle = at - last
+    w = catalog.ENGAGEMENT_WEIGHTS
+    recency = max(0.0, 1 - idle / gap)
+    frequency = 0.5 * min(1.0, activities / catalog.ACTIVITY_SCALE) + 0.5 * min(1.0, sessions / catalog.SESSION_SCALE)
+    monetary = min(1.0, premium / catalog.PREMIUM_SCALE)
+    score = w["recency"] * recency + w["frequency"] * frequency + w["monetary"] * monetary
+    if idle >= gap:
+        status = "not_active"
+    elif not has_policy and sessions > 0:
+        status = "browsing_only"
+    else:
+        status = "active"
+    cltv = premium * 12 * max(years_active or 0, 1)
+    value = "high-value" if cltv >= catalog.HIGH_VALUE_CLTV else "low-value"
+    engaged = "engaged" if score >= catalog.ENGAGED_SCORE else "disengaged"
+    return {"evaluated_at": at, "monthly_premium": premium, "cltv": cltv,
+            "value_at_risk": premium * 12 * rolling, "recency_days": idle / DAY_MS, "activities_30d": activities,
+            "sessions_30d": sessions, "engagement_score": score,
+            "engagement_segment": band(score, catalog.ENGAGEMENT_SEGMENTS), "engagement_status": status,
+            "engagement_decile": min(math.floor(score * 10), 9),
+            "high_risk": 1 if rolling >= catalog.HIGH_RISK_PROPENSITY else 0,
+            "value_engagement_quadrant": f"{value}/{engaged}"}
+
+
+class _Timeline:
+    """One customer's events so far, in event-time order: premium, session starts, counts."""
+
+    def __init__(self, opts: JobOptions):
+        self.opts = opts
+        self.bucket_ms = opts.engagement_window_seconds * 1000 // ENGAGEMENT_BUCKETS
+        self.times: list[int] = []
+        self.session_starts: list[int] = []
+        self.last_digital: int | None = None
+        self.premium, self.has_policy = 0.0, False
+        self.last: dict | None = None
+        self.rolling = 0.0
+
+    def add(self, e: dict, rolling: float) -> None:
+        t = e["event_time"]
+        if e["activity_type"] == "accept_offer" and e["monthly_premium"] is not None:
+            self.premium, self.has_policy = e["monthly_premium"], True
+        if e["channel"] in ("web", "mobile"):
+            if self.last_digital is None or t - self.last_digital > self.opts.session_gap_minutes * 60_000:
+                self.session_starts.append(t)
+            self.last_digital = t
+        self.times.append(t)
+        self.last, self.rolling = e, rolling
+
+    def _in_window(self, times: list[int], at: int) -> int:
+        """How many of ``times`` fall in the bucket of ``at`` or the 29 before it."""
+        current = at // self.bucket_ms
+        return sum(1 for t in times if current - ENGAGEMENT_BUCKETS < t // self.bucket_ms <= current)
+
+    def at(self, at: int) -> dict:
+        e = self.last
+        return engagement_fields(at, e["event_time"], self.premium, self.has_policy, e["years_active"], self.rolling,
+                                 self._in_window(self.times, at), self._in_window(self.session_starts, at), self.opts)
+
+
+def _engagement(events, opts: JobOptions, state: dict[str, dict], newest_any: int | None) -> dict[str, dict]:
+    """Adds each customer's value and engagement figures to ``state`` (the customers index) and
+    returns the inactivity alerts.
+
+    A customer's document is the one of the last timer to fire: the end of the customer-state
+    interval of their last event, the refresh timers every refresh interval after it (until the
+    window has drained) and the inactivity timer at last + gap. A bounded run ends where the data's
+    own watermark does (the newest event time less the out-of-orderness); later timers never fire.
+    """
+    if not events:
+        return {}
+    gap, window = opts.inactivity_gap_seconds * 1000, opts.engagement_window_seconds * 1000
+    refresh, interval = opts.engagement_refresh_seconds * 1000, opts.customer_state_interval_seconds * 1000
+    lateness = opts.out_of_orderness_seconds * 1000
+    end = max(e["event_time"] for e in events) - lateness
+    if newest_any is not None and newest_any - lateness > end:
+        # A bad record newer than every valid one moved the job's watermark further than this
+        # recomputation can know it got before the input ended: timers in between may or may not fire.
+        pending = [cid for cid, doc in state.items()
+                   if any(end < t <= newest_any - lateness for t in _timers(doc["last_activity_time"], gap, window, refresh))]
+        if pending:
+            raise ValueError(f"the data ends with an invalid activity newer than the valid ones, and customers "
+                             f"{pending[:5]} have timers in between: the final documents are not determined")
+    alerts = {}
+    n = opts.rolling_events
+    for cid, evs in _per_customer(events).items():
+        tl = _Timeline(opts)
+        window_p: list[float] = []
+        for e in evs:
+            t = e["event_time"]
+            if tl.last is not None and t - tl.last["event_time"] >= gap:
+                alerts.update(_inactivity_alert(cid, tl, tl.last["event_time"] + gap, opts))
+            window_p.append(e["propensity_to_churn"])
+            recent = window_p[-n:]
+            tl.add(e, math.fsum(recent) / len(recent))
+        last = tl.last["event_time"]
+        fired = [(last // interval + 1) * interval] + [t for t in _timers(last, gap, window, refresh) if t <= end]
+        if last + gap <= end:
+            alerts.update(_inactivity_alert(cid, tl, last + gap, opts))
+        state[str(cid)].update(tl.at(max(fired)))
+    return alerts
+
+
+def _timers(last: int, gap: int, window: int, refresh: int) -> list[int]:
+    """The refresh and inactivity timers after a customer's last event at ``last``."""
+    refreshes = [last + refresh]
+    while refreshes[-1] + refresh <= last + window:
+        refreshes.append(refreshes[-1] + refresh)
+    return refreshes + [last + gap]
+
+
+def _inactivity_alert(cid: int, tl: _Timeline, at: int, opts: JobOptions) -> dict[str, dict]:
+    doc = tl.at(at)
+    aid = f"{cid}|{iso(at, millis=True)}"
+    return {aid: {"alert_id": aid, "customer_id": cid, "alert_time": at,
+                  "last_activity_time": tl.last["event_time"], "last_activity_type": tl.last["activity_type"],
+                  "inactive_days": (at - tl.last["event_time"]) / DAY_MS, "monthly_premium": doc["monthly_premium"],
+                  "value_at_risk": doc["value_at_risk"], "rolling_propensity": tl.rolling,
+                  "risk_tier": risk_tier(tl.rolling)}}

@@ -32,3 +32,10 @@ class JobOptions:
     # Duplicate activity ids are recognised for this long after the first copy arrives (state TTL of
     # the deduplication and of the first-N that reports the copies: a flag and a count per id).
     dedup_horizon_minutes: int = 10
+    # Customer engagement (transform.sql step 8): no activity for the gap is an inactivity alert and
+    # status not_active; frequency counts the window (in 30 buckets of window/30); a quiet customer's
+    # document is re-evaluated every refresh interval until the window has drained. The defaults are
+    # the product's; demos and tests compress them to the minutes their data spans.
+    inactivity_gap_seconds: int = 7 * 86_400
+    engagement_window_seconds: int = 30 * 86_400
+    engagement_refresh_seconds: int = 86_400

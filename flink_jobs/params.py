@@ -83,6 +83,18 @@ def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None) -> 
         "customer_details_schema": _schema_text("customer_details.avsc"),
         "customer_offers_schema": _schema_text("customer_offers.avsc"),
     }
+    p.update({
+        "inactivity_gap_ms": opts.inactivity_gap_seconds * 1000,
+        "w_recency": catalog.ENGAGEMENT_WEIGHTS["recency"],
+        "w_frequency": catalog.ENGAGEMENT_WEIGHTS["frequency"],
+        "w_monetary": catalog.ENGAGEMENT_WEIGHTS["monetary"],
+        "activity_scale": catalog.ACTIVITY_SCALE,
+        "session_scale": catalog.SESSION_SCALE,
+        "premium_scale": catalog.PREMIUM_SCALE,
+        "engagement_segments": catalog.ENGAGEMENT_SEGMENTS,
+        "high_value_cltv": catalog.HIGH_VALUE_CLTV,
+        "engaged_score": catalog.ENGAGED_SCORE,
+    })
     for name in ("window_size_seconds", "window_slide_seconds", "alert_threshold", "session_gap_minutes",
                  "out_of_orderness_seconds",
                  "max_clock_skew_hours", "max_payload_chars", "customer_state_interval_seconds"):

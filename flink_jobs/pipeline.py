@@ -34,14 +34,25 @@ PIPELINE = job_params.SQL_DIR / "pipeline.sql"
 # resume: the slower start let activity partitions go idle and be overtaken (the idle timeout then
 # applied to every source). Activity partitions are no longer marked idle (sql/sources.sql), which
 # removes that race; the deferral stays, as it costs nothing.
-def register_functions(t_env, key: bytes) -> None:
-    """pseudonymise(STRING): the keyed hash of foundation.pii, as a Java function
-    (flink_udfs/Pseudonymise.java). The key goes to its constructor, so it never shows in SQL, the
-    plan or the job's configuration; it travels inside the serialized function."""
+def register_functions(t_env, key: bytes, opts: JobOptions) -> None:
+    """Our Java functions that take constructor arguments (no PyFlink API takes a Java instance):
+
+    - pseudonymise(STRING): the keyed hash of foundation.pii (flink_udfs/Pseudonymise.java). The
+      key goes to its constructor, so it never shows in SQL, the plan or the job's configuration;
+      it travels inside the serialized function.
+    - customer_engagement(TABLE ...): the per-customer state and timers of transform.sql step 8
+      (flink_udfs/CustomerEngagement.java). Its durations go to the constructor because its timers
+      fire without a row, where a PTF sees no scalar argument.
+    """
     from pyflink.java_gateway import get_gateway
 
-    function = get_gateway().jvm.io.churnstream.udf.Pseudonymise(bytearray(key))
-    t_env._j_tenv.createTemporarySystemFunction("pseudonymise", function)  # noqa: SLF001 - no PyFlink API takes a Java instance
+    udf = get_gateway().jvm.io.churnstream.udf
+    t_env._j_tenv.createTemporarySystemFunction("pseudonymise", udf.Pseudonymise(bytearray(key)))  # noqa: SLF001
+    engagement = udf.CustomerEngagement(opts.inactivity_gap_seconds * 1000, opts.engagement_window_seconds * 1000,
+                                        opts.engagement_refresh_seconds * 1000,
+                                        opts.customer_state_interval_seconds * 1000,
+                                        opts.session_gap_minutes * 60_000, opts.out_of_orderness_seconds * 1000)
+    t_env._j_tenv.createTemporarySystemFunction("customer_engagement", engagement)  # noqa: SLF001
 
 
 @contextlib.contextmanager
@@ -198,7 +209,7 @@ def build(settings: Settings, opts: JobOptions, sink: str = "kafka", resume_from
         # The local mini-cluster's REST endpoint on a port we know (Flink picks a random one
         # otherwise): `churnstream job --stop` reaches the job there (run_file says where).
         t_env.get_config().set("rest.bind-port", str(_free_port()))
-    register_functions(t_env, hash_key(settings))
+    register_functions(t_env, hash_key(settings), opts)
     values = job_params.build(settings, opts, jars)
     script = sql_runner.load([SOURCES[opts.format], TRANSFORM, SINKS, PIPELINE], values)
     sql_runner.apply(t_env, script, run_inserts=False)

@@ -97,9 +97,15 @@ INDICES = (
         "avg_propensity": F, "max_propensity": F, "high_risk_share": F}),
     Index("customers", "customers", "churn_customers", "kafka_customers", "customer_id", "last_activity_time", {
         "customer_id": I, "last_activity_id": K, "last_activity_type": K, "last_activity_time": D,
-        "rolling_propensity": F, "recent_events": L, "risk_tier": K, "value_risk_quadrant": K}),
+        "rolling_propensity": F, "recent_events": L, "risk_tier": K, "value_risk_quadrant": K,
+        "evaluated_at": D, "monthly_premium": F, "cltv": F, "value_at_risk": F, "recency_days": F,
+        "activities_30d": I, "sessions_30d": I, "engagement_score": F, "engagement_segment": K,
+        "engagement_status": K, "engagement_decile": I, "high_risk": I, "value_engagement_quadrant": K}),
     Index("alerts", "alerts", "churn_alerts", "kafka_alerts", "alert_id", "alert_time", {
         "alert_id": K, "customer_id": I, "alert_time": D, "previous_propensity": F, "rolling_propensity": F}),
+    Index("inactivity", "inactivity", "churn_inactivity", "kafka_inactivity", "alert_id", "alert_time", {
+        "alert_id": K, "customer_id": I, "alert_time": D, "last_activity_time": D, "last_activity_type": K,
+        "inactive_days": F, "monthly_premium": F, "value_at_risk": F, "rolling_propensity": F, "risk_tier": K}),
     Index("sessions", "sessions", "churn_sessions", "kafka_sessions", "session_id", "session_start", {
         "session_id": K, "customer_id": I, "session_start": D, "session_end": D, "duration_seconds": I,
         "events": L, "avg_propensity": F}),
@@ -191,3 +197,22 @@ HIGH_RISK_PROPENSITY = RISK_TIERS.lower_edge("high")
 HIGH_VALUE_INCOME = INCOME_BANDS.lower_edge("100-150k")
 # The default of `churnstream job --alert-threshold`: a customer's rolling propensity crossing it is an alert.
 ALERT_THRESHOLD = 0.7
+
+
+# Customer value and engagement (sql/transform.sql step 8; README "Customer value and engagement").
+# A streaming job cannot min-max its components over a population that keeps changing (a score
+# would move when somebody else acts), so each is scaled by a fixed reference and capped at 1:
+# recency falls linearly from 1 at the last activity to 0 at the inactivity gap; frequency is half
+# activities, half web/mobile sessions in the frequency window, against one activity a day and one
+# session every three days; monetary is the premium against the top of the offers' premium range
+# (avro_schemas/customer_offers.avsc). Weights as in the batch analysis this grew from.
+ENGAGEMENT_WEIGHTS = {"recency": 0.4, "frequency": 0.3, "monetary": 0.3}
+ACTIVITY_SCALE = 30.0       # activities in the window for a full frequency score
+SESSION_SCALE = 10.0        # web/mobile sessions in the window for a full frequency score
+PREMIUM_SCALE = 450.0       # monthly premium (USD) for a full monetary score
+ENGAGEMENT_SEGMENTS = Bands((0.2, 0.4, 0.6), ("at_risk", "low", "medium", "high"), unknown=None)
+ENGAGEMENT_STATUSES = ("active", "browsing_only", "not_active")
+# The value/engagement quadrant: lifetime value from 10k USD is high value; a medium or high
+# engagement segment is engaged.
+HIGH_VALUE_CLTV = 10_000.0
+ENGAGED_SCORE = ENGAGEMENT_SEGMENTS.lower_edge("medium")

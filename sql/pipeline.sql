@@ -13,6 +13,8 @@ BEGIN
 
   INSERT INTO kafka_alerts SELECT alert_id, * FROM churn_alerts;
 
+  INSERT INTO kafka_inactivity SELECT alert_id, * FROM inactivity_alerts;
+
   INSERT INTO kafka_sessions SELECT session_id, * FROM sessions;
 
   INSERT INTO kafka_dead_letters SELECT dead_letter_id, * FROM dead_letters;

@@ -32,8 +32,19 @@ CREATE TABLE kafka_customers (
   doc_id STRING,
   customer_id INT, last_activity_id STRING, last_activity_type STRING, last_activity_time TIMESTAMP(3),
   rolling_propensity DOUBLE, recent_events BIGINT, risk_tier STRING, value_risk_quadrant STRING,
+  evaluated_at TIMESTAMP(3), monthly_premium DOUBLE, cltv DOUBLE, value_at_risk DOUBLE, recency_days DOUBLE,
+  activities_30d INT, sessions_30d INT, engagement_score DOUBLE, engagement_segment STRING,
+  engagement_status STRING, engagement_decile INT, high_risk INT, value_engagement_quadrant STRING,
   PRIMARY KEY (doc_id) NOT ENFORCED
 ) WITH (${result_options:options}, 'topic' = '${topic_customers}');
+
+CREATE TABLE kafka_inactivity (
+  doc_id STRING,
+  alert_id STRING, customer_id INT, alert_time TIMESTAMP(3), last_activity_time TIMESTAMP(3),
+  last_activity_type STRING, inactive_days DOUBLE, monthly_premium DOUBLE, value_at_risk DOUBLE,
+  rolling_propensity DOUBLE, risk_tier STRING,
+  PRIMARY KEY (doc_id) NOT ENFORCED
+) WITH (${result_options:options}, 'topic' = '${topic_inactivity}');
 
 CREATE TABLE kafka_alerts (
   doc_id STRING,

@@ -3,7 +3,8 @@
 -- offers (versioned), entity_dead_letters (customer/offer records that did not decode).
 -- Functions (Java, flink_udfs/, registered by the job): pseudonymise(STRING) -> STRING, a keyed
 -- hash (the key never appears in SQL, plans or logs); parse_activity(STRING) -> ROW, the payload's
--- fields in one parse.
+-- fields in one parse; customer_engagement(TABLE ...), a process table function with state and
+-- timers (step 8).
 
 -- 1. Parse once. JSON_VALUE parses the payload again on every call, and the planner inlines a
 -- view's expressions wherever the next view references them (the checks below would parse ~30
@@ -188,7 +189,10 @@ SELECT
   customer_id,
   activity_id,
   activity_type,
+  channel,
   income,
+  years_active,
+  monthly_premium,
   rowtime,
   AVG(propensity_to_churn) OVER recent AS rolling_propensity,
   COUNT(*) OVER recent                 AS recent_events
@@ -200,6 +204,9 @@ SELECT
   customer_id,
   activity_id,
   activity_type,
+  channel,
+  years_active,
+  monthly_premium,
   rowtime,
   rolling_propensity,
   recent_events,
@@ -207,26 +214,6 @@ SELECT
   CONCAT(CASE WHEN income >= ${high_value_income} THEN 'high-value' ELSE 'low-value' END, '/',
          CASE WHEN rolling_propensity >= ${high_risk_threshold} THEN 'high-risk' ELSE 'low-risk' END) AS value_risk_quadrant
 FROM customer_rolling;
-
--- The customer's newest state, one document per customer. Emitting it on every event made the
--- customers index the most expensive sink: Elasticsearch turns each upsert into a get and a reindex
--- of the same document, over and over for the busiest customers. A short tumbling window keeps only
--- each customer's last row per window: the index lags event time by at most the window.
-CREATE TEMPORARY VIEW customer_state AS
-SELECT
-  customer_id,
-  LAST_VALUE(activity_id)             AS last_activity_id,
-  LAST_VALUE(activity_type)           AS last_activity_type,
-  -- The OVER window emits each customer's rows in event-time order, so the last row to arrive is the
-  -- newest (LAST_VALUE takes no TIMESTAMP: MAX is the same row). Every column is non-NULL, so
-  -- LAST_VALUE, which skips NULLs, takes them all from that row.
-  CAST(MAX(rowtime) AS TIMESTAMP(3))  AS last_activity_time,
-  LAST_VALUE(rolling_propensity)      AS rolling_propensity,
-  LAST_VALUE(recent_events)           AS recent_events,
-  LAST_VALUE(risk_tier)               AS risk_tier,
-  LAST_VALUE(value_risk_quadrant)     AS value_risk_quadrant
-FROM TABLE(TUMBLE(TABLE customer_events, DESCRIPTOR(rowtime), INTERVAL '${customer_state_interval_seconds}' SECOND))
-GROUP BY customer_id, window_start, window_end;
 
 -- 6. Churn alerts: one per upward crossing of the threshold by the rolling propensity.
 CREATE TEMPORARY VIEW churn_alerts AS
@@ -271,3 +258,78 @@ SELECT
 FROM TABLE(SESSION(TABLE digital_activity PARTITION BY customer_id, DESCRIPTOR(rowtime),
                    INTERVAL '${session_gap_minutes}' MINUTE))
 GROUP BY customer_id, window_start, window_end;
+
+-- 8. Customer value and engagement. customer_engagement (flink_udfs/CustomerEngagement.java, a
+-- process table function) keeps per customer what needs state and timers: the last row of step 5,
+-- the premium of the last accepted offer, activities and session starts per bucket, and timers
+-- that re-evaluate a quiet customer and report each silence of the inactivity gap. Its rows are
+-- the customer's document, at most one per customer-state interval while the customer is active
+-- and one per refresh interval while quiet (kind 'customer'), and one per silence (kind
+-- 'inactivity'). The scores and labels are computed here, with the catalog's numbers.
+CREATE TEMPORARY VIEW customer_timeline AS
+SELECT * FROM customer_engagement(input => TABLE customer_events PARTITION BY customer_id,
+                                  on_time => DESCRIPTOR(rowtime), uid => 'customer-engagement');
+
+CREATE TEMPORARY VIEW customer_scored AS
+SELECT
+  customer_id,
+  kind,
+  last_activity_id,
+  last_activity_type,
+  CAST(TO_TIMESTAMP_LTZ(last_activity_ms, 3) AS TIMESTAMP(3))      AS last_activity_time,
+  rolling_propensity,
+  recent_events,
+  risk_tier,
+  value_risk_quadrant,
+  CAST(TO_TIMESTAMP_LTZ(evaluated_ms, 3) AS TIMESTAMP(3))          AS evaluated_at,
+  idle_ms,
+  has_policy,
+  -- No policy: a premium of 0, and the customer still counts.
+  monthly_premium,
+  -- Lifetime value: the premium over the customer's years with us (a first-year customer counts one).
+  monthly_premium * 12 * GREATEST(COALESCE(years_active, 0), 1)    AS cltv,
+  -- Revenue at risk: a year of premium, weighted by the rolling churn propensity.
+  monthly_premium * 12 * rolling_propensity                        AS value_at_risk,
+  CAST(idle_ms AS DOUBLE) / 86400000                               AS recency_days,
+  activities_30d,
+  sessions_30d,
+  -- Each component in [0, 1] against a fixed scale (foundation/catalog.py says why).
+  ${w_recency} * GREATEST(CAST(0 AS DOUBLE), 1 - CAST(idle_ms AS DOUBLE) / ${inactivity_gap_ms})
+    + ${w_frequency} * (0.5 * LEAST(CAST(1 AS DOUBLE), CAST(activities_30d AS DOUBLE) / ${activity_scale})
+                        + 0.5 * LEAST(CAST(1 AS DOUBLE), CAST(sessions_30d AS DOUBLE) / ${session_scale}))
+    + ${w_monetary} * LEAST(CAST(1 AS DOUBLE), monthly_premium / ${premium_scale}) AS engagement_score
+FROM customer_timeline;
+
+CREATE TEMPORARY VIEW customer_state AS
+SELECT
+  customer_id, last_activity_id, last_activity_type, last_activity_time, rolling_propensity, recent_events,
+  risk_tier, value_risk_quadrant, evaluated_at, monthly_premium, cltv, value_at_risk, recency_days,
+  activities_30d, sessions_30d, engagement_score,
+  ${engagement_segments:bands(engagement_score)}                  AS engagement_segment,
+  CASE WHEN idle_ms >= ${inactivity_gap_ms}              THEN 'not_active'
+       WHEN NOT has_policy AND sessions_30d > 0          THEN 'browsing_only'
+       ELSE 'active' END                                 AS engagement_status,
+  -- For the dashboards: the score's tenth (0-9, the distribution), 1 for the high and critical
+  -- risk tiers (a sum counts them, an average is their share), value against engagement.
+  CAST(LEAST(FLOOR(engagement_score * 10), 9) AS INT)    AS engagement_decile,
+  CASE WHEN rolling_propensity >= ${high_risk_threshold} THEN 1 ELSE 0 END AS high_risk,
+  CONCAT(CASE WHEN cltv >= ${high_value_cltv} THEN 'high-value' ELSE 'low-value' END, '/',
+         CASE WHEN engagement_score >= ${engaged_score} THEN 'engaged' ELSE 'disengaged' END) AS value_engagement_quadrant
+FROM customer_scored
+WHERE kind = 'customer';
+
+-- One alert per silence of the inactivity gap, at the instant it is reached.
+CREATE TEMPORARY VIEW inactivity_alerts AS
+SELECT
+  CONCAT(CAST(customer_id AS STRING), '|', DATE_FORMAT(evaluated_at, 'yyyy-MM-dd''T''HH:mm:ss.SSS')) AS alert_id,
+  customer_id,
+  evaluated_at                                           AS alert_time,
+  last_activity_time,
+  last_activity_type,
+  CAST(idle_ms AS DOUBLE) / 86400000                     AS inactive_days,
+  monthly_premium,
+  value_at_risk,
+  rolling_propensity,
+  risk_tier
+FROM customer_scored
+WHERE kind = 'inactivity';

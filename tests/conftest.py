@@ -106,7 +106,10 @@ def pipeline_run(stack):
                              events_per_second=10.0, skew="zipf", customer_update_rate=0.02, late_rate=0.02,
                              duplicate_rate=0.01, malformed_rate=0.005, invalid_rate=0.005)
     ledger = produce(stack, config, rate=0, workers=1, progress=False)
-    opts = JobOptions(bounded=True)
+    # 10 minutes of event time: engagement's days are compressed to seconds (gap 1 min, window 5 min,
+    # refresh 20 s) so that every segment, status and inactivity alert occurs.
+    opts = JobOptions(bounded=True, inactivity_gap_seconds=60, engagement_window_seconds=300,
+                      engagement_refresh_seconds=20)
     pipeline.run(stack, opts, wait=True)
     index_all(stack)
     records = [(r.topic, r.key, r.value, r.timestamp_ms) for r in expected_records(config)]

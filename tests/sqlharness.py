@@ -64,7 +64,7 @@ class Harness:
         self.opts = opts or JobOptions(bounded=True)
         settings = Settings(run_dir=str(tmp / "run"))
         self.t_env = pipeline.table_env(settings)
-        pipeline.register_functions(self.t_env, b"test-key")
+        pipeline.register_functions(self.t_env, b"test-key", self.opts)
         values = params.build(settings, self.opts)
         sources = sql_runner.load([pipeline.SOURCES["json"]], values)
         for k, v in sources.config.items():

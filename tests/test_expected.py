@@ -138,3 +138,97 @@ def test_sessions_split_only_beyond_the_gap():
                  (1, 2 * gap + 5, 0.9, "call_center"))                     # not digital: ignored
     sessions = ex._sessions(rows, JobOptions())
     assert sorted((s["events"], s["duration_seconds"]) for s in sessions.values()) == [(1, 0), (2, 1800)]
+
+
+# ------------------------------------------------------------------ customer value and engagement
+
+ENG = JobOptions(rolling_events=1, inactivity_gap_seconds=60, engagement_window_seconds=300,
+                 engagement_refresh_seconds=20)
+
+
+def _eng_rows(*specs):
+    """(customer, ms after T, activity type, channel, premium of the event's offer)."""
+    rows = _rows(*[(c, dt, 0.5, ch) for c, dt, _t, ch, _p in specs])
+    for r, (_c, _dt, atype, _ch, premium) in zip(rows, specs):
+        r.update(activity_type=atype, monthly_premium=premium, years_active=2)
+    return rows
+
+
+def _engagement(rows, opts=ENG):
+    state, _ = ex._customers(rows, opts)
+    alerts = ex._engagement(rows, opts, state, None)
+    return state, alerts
+
+
+@pytest.mark.parametrize("idle, status", [(59_999, "active"), (60_000, "not_active")])
+def test_status_turns_not_active_at_exactly_the_gap(idle, status):
+    doc = ex.engagement_fields(T + idle, T, 100.0, True, 2, 0.5, 1, 0, ENG)
+    assert doc["engagement_status"] == status
+
+
+def test_each_engagement_component_and_its_cap():
+    f = lambda **k: ex.engagement_fields(**{"at": T, "last": T, "premium": 0.0, "has_policy": False,  # noqa: E731
+                                            "years_active": 0, "rolling": 0.5, "activities": 0, "sessions": 0,
+                                            "opts": ENG, **k})["engagement_score"]
+    assert f() == pytest.approx(0.4)                                       # recency only, just now
+    assert f(at=T + 30_000) == pytest.approx(0.2)                         # half the gap: half the recency
+    assert f(at=T + 90_000) == 0.0                                        # past the gap: none, not negative
+    assert f(activities=15) - f() == pytest.approx(0.3 * 0.5 * 0.5)       # 15 of 30 activities
+    assert f(activities=300) - f() == pytest.approx(0.3 * 0.5)            # capped
+    assert f(sessions=10) - f() == pytest.approx(0.3 * 0.5)               # 10 sessions: full
+    assert f(premium=225.0) - f() == pytest.approx(0.3 * 0.5)             # half the top premium
+    assert f(premium=900.0) - f() == pytest.approx(0.3)                   # capped
+
+
+@pytest.mark.parametrize("score_at, segment", [(0.1999, "at_risk"), (0.2, "low"), (0.4, "medium"), (0.6, "high")])
+def test_segments_at_their_edges(score_at, segment):
+    assert ex.band(score_at, ex.catalog.ENGAGEMENT_SEGMENTS) == segment
+
+
+def test_value_figures():
+    doc = ex.engagement_fields(T, T, 100.0, True, 0, 0.25, 0, 0, ENG)
+    assert doc["cltv"] == 100.0 * 12 * 1          # a first-year customer counts one year
+    assert doc["value_at_risk"] == 100.0 * 12 * 0.25
+    assert ex.engagement_fields(T, T, 100.0, True, 4, 0.25, 0, 0, ENG)["cltv"] == 100.0 * 12 * 4
+    browsing = ex.engagement_fields(T, T, 0.0, False, 4, 0.25, 0, 1, ENG)
+    assert (browsing["cltv"], browsing["engagement_status"]) == (0.0, "browsing_only")
+    assert ex.engagement_fields(T, T, 0.0, False, 4, 0.25, 0, 0, ENG)["engagement_status"] == "active"
+
+
+def test_premium_as_of_the_last_acceptance_by_event_time():
+    rows = _eng_rows((1, 0, "view_offer", "web", 25.0), (1, 1_000, "accept_offer", "web", 100.0),
+                     (1, 3_000, "accept_offer", "web", 200.0), (1, 2_000, "accept_offer", "web", 50.0),
+                     (1, 4_000, "accept_offer", "web", None),     # an offer not known then: no change
+                     (2, 0, "browse", "web", 80.0))              # browsing an offer is not a policy
+    state, _ = _engagement(rows)
+    assert state["1"]["monthly_premium"] == 200.0
+    assert state["2"]["monthly_premium"] == 0.0 and state["2"]["engagement_status"] != "active"
+
+
+def test_one_inactivity_alert_per_silence_none_when_back_in_time():
+    rows = _eng_rows((1, 0, "login", "branch", None), (1, 60_000, "login", "branch", None),    # exactly the gap
+                     (1, 119_999, "login", "branch", None),                                   # 1 ms short
+                     (2, 400_000, "login", "branch", None))                                   # the data's end
+    _, alerts = _engagement(rows)
+    assert sorted((a["customer_id"], a["alert_time"] - T) for a in alerts.values()) == [(1, 60_000), (1, 179_999)]
+
+
+def test_a_quiet_customer_is_evaluated_at_its_last_timer_before_the_end():
+    # End of the data: 400 s less the 5 s out-of-orderness. Refreshes every 20 s after 119.999 s stop
+    # there (13 of them); the newest customer only gets the end of its 1 s interval.
+    rows = _eng_rows((1, 119_999, "login", "branch", None), (2, 400_000, "login", "web", None))
+    state, _ = _engagement(rows)
+    assert state["1"]["evaluated_at"] - T == 119_999 + 13 * 20_000
+    assert state["2"]["evaluated_at"] == (T + 400_000) // 1000 * 1000 + 1000
+
+
+def test_window_counts_drop_old_buckets():
+    # 10 s buckets (300 s / 30): at 305 s, the event at 0 s is out of the window, the one at 10 s in.
+    tl = ex._Timeline(ENG)
+    t0 = T - T % 10_000
+    for dt, ch in [(0, "web"), (10_000, "web"), (10_000 + 30 * 60_000 + 1, "mobile")]:
+        tl.add({"event_time": t0 + dt, "activity_type": "login", "channel": ch, "monthly_premium": None,
+                "years_active": 1}, 0.5)
+    assert tl._in_window(tl.times, t0 + 305_000) == 1
+    assert tl._in_window(tl.times, t0 + 305_000 + 30 * 60_000) == 1
+    assert len(tl.session_starts) == 2              # 0 s and 10 s: one session; 30 min + 1 ms later: a new one

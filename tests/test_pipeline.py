@@ -33,6 +33,26 @@ def test_counts_match_the_ledger(pipeline_run):
     assert pipeline_run.ledger["topics"]["customer_activity"]["failed"] == 0
 
 
+def test_the_seeded_run_has_every_engagement_figure(pipeline_run):
+    """Verify compares each field; this says the seeded data makes each of them non-trivial."""
+    from collections import Counter
+
+    from foundation import catalog
+
+    docs = [d for _, d in fetch_all(pipeline_run.settings.es_client(), index_names(pipeline_run.settings)["customers"])]
+    segments = Counter(d["engagement_segment"] for d in docs)
+    statuses = Counter(d["engagement_status"] for d in docs)
+    assert all(segments[s] >= 5 for s in catalog.ENGAGEMENT_SEGMENTS.labels), segments
+    assert all(statuses[s] >= 5 for s in catalog.ENGAGEMENT_STATUSES), statuses
+    assert sum(d["monthly_premium"] > 0 for d in docs) >= 20 and sum(d["monthly_premium"] == 0 for d in docs) >= 20
+    assert all(d["cltv"] >= d["monthly_premium"] * 12 and 0 <= d["engagement_score"] <= 1 for d in docs)
+    inactivity = fetch_all(pipeline_run.settings.es_client(), index_names(pipeline_run.settings)["inactivity"])
+    assert len(inactivity) == len(pipeline_run.expected.inactivity) >= 100
+    # Some customers came back after a silence: alerts that are not their customer's last.
+    per_customer = Counter(d["customer_id"] for _, d in inactivity)
+    assert sum(n > 1 for n in per_customer.values()) >= 10
+
+
 def test_all_customers_and_offers_are_matched(pipeline_run):
     docs = [d for _, d in fetch_all(pipeline_run.settings.es_client(), index_names(pipeline_run.settings)["enriched"])]
     assert docs and all(d["customer_known"] for d in docs)

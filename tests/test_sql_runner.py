@@ -1,5 +1,6 @@
 import pytest
 
+from foundation import catalog
 from flink_jobs import sql_runner
 from flink_jobs.sql_runner import SqlError, parse, split_statements, substitute
 
@@ -66,7 +67,7 @@ def test_project_sql_files_parse_with_the_job_parameters():
     values = params.build(Settings(), JobOptions())
     script = sql_runner.load([pipeline.SOURCES["json"], pipeline.TRANSFORM, pipeline.SINKS, pipeline.PIPELINE], values)
     assert "${" not in " ".join(script.statements + script.inserts)
-    assert len(script.inserts) == 6   # one per index: its result topic
+    assert len(script.inserts) == len(catalog.INDICES)   # one per index: its result topic
     # Only the quiet versioned tables may go idle; activity partitions never are (sources.sql).
     create = {s.split("(")[0].split()[-1]: s for s in script.statements if s.lstrip().upper().startswith("CREATE TABLE")}
     assert "'scan.watermark.idle-timeout' = '5 s'" in create["customers"]

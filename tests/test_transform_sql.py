@@ -15,8 +15,11 @@ from sqlharness import T0, Harness, activity_row, customer_row, offer_row
 pytestmark = pytest.mark.flink
 
 GAP = 30 * 60_000
+GAP_ENGAGEMENT = 60_000          # OPTS.inactivity_gap_seconds
+B = T0 + 2 * GAP + 20_000        # the engagement customers' events start here
 OPTS = JobOptions(bounded=True, window_size_seconds=20, window_slide_seconds=10, rolling_events=1,
-                  alert_threshold=0.7)
+                  alert_threshold=0.7, inactivity_gap_seconds=60, engagement_window_seconds=300,
+                  engagement_refresh_seconds=20)
 
 
 def act(aid, cid, t, p, channel="web", offer=1, **over):
@@ -85,6 +88,17 @@ def h(tmp_path_factory):
     # Customer 6 sessions: exactly the gap merges, gap + 1 ms splits (last, so nothing else is late).
     for i, dt in enumerate([0, GAP, 2 * GAP + 1]):
         add("6", act(f"c6-{i}", 6, T0 + 12_000 + dt, 0.4), T0 + 12_000 + dt)
+    # Engagement (step 8), after customer 6 so that nothing is late. Customer 20: the premium is the
+    # last acceptance by event time, although the 50.0 one arrives last. Customer 21: a silence of
+    # exactly the gap (an alert), one just short of it (none), then quiet to the end (an alert).
+    # Customer 22: the newest event, web, no policy.
+    for aid, cid, dt, atype, offer, channel in [
+            ("e20-0", 20, 0, "view_offer", 1, "web"), ("e20-1", 20, 1_000, "accept_offer", 2, "web"),
+            ("e20-3", 20, 3_000, "accept_offer", 3, "branch"), ("e20-2", 20, 2_000, "accept_offer", 4, "web"),
+            ("e21-0", 21, 0, "login", None, "branch"), ("e21-1", 21, GAP_ENGAGEMENT, "login", None, "branch"),
+            ("e21-2", 21, 2 * GAP_ENGAGEMENT - 1, "login", None, "branch"),
+            ("e22-0", 22, 350_000, "browse", None, "web"), ("e22-1", 22, 400_000, "browse", None, "mobile")]:
+        add(str(cid), act(aid, cid, B + dt, 0.5, channel=channel, offer=offer, activity_type=atype), B + dt)
 
     customers = [
         customer_row(1, T0 - 10, years_active=25, income=40_000),
@@ -96,8 +110,12 @@ def h(tmp_path_factory):
         customer_row(6, T0 - 10),
         customer_row(7, T0 - 10),
         customer_row(2, T0 + 500, income=99_999),   # written after, valid before c2-0: must be used
+        customer_row(20, T0 - 10, years_active=3),
+        customer_row(21, T0 - 10, years_active=0),
+        customer_row(22, T0 - 10),
     ]
-    offers = [offer_row(1, T0 - 10)]
+    offers = [offer_row(1, T0 - 10), offer_row(2, T0 - 10, monthly_premium=100.0),
+              offer_row(3, T0 - 10, monthly_premium=200.0), offer_row(4, T0 - 10, monthly_premium=50.0)]
     return Harness(tmp_path_factory.mktemp("sql"), rows, customers, offers, OPTS)
 
 
@@ -122,7 +140,7 @@ def test_unknown_customer_and_offer_are_kept_and_marked(enriched):
 
 def test_every_valid_activity_is_enriched_once(h):
     ids = [r[0] for r in h.rows("enriched", "activity_id")]
-    assert len(ids) == len(set(ids)) == 5 + 2 + 5 + 3
+    assert len(ids) == len(set(ids)) == 5 + 2 + 5 + 3 + 9
 
 
 def test_a_resent_activity_counts_once_as_its_first_copy(h):
@@ -213,7 +231,7 @@ def test_hop_windows_hand_computed(h):
 
 def test_risk_tiers_and_quadrants_at_boundaries(h):
     # Per event (customer_events): customers 2-5 arrive 10 s behind customer 1, past the watermark, so
-    # the customer-state windows drop them like the segment windows do; their tiers are still computed.
+    # the windows drop them; their tiers are still computed.
     state = {r[0]: r[1:] for r in h.rows("customer_events", "activity_id", "risk_tier", "value_risk_quadrant")}
     assert state["c2-0"] == ("high", "low-value/high-risk")       # 0.6, income 99 999
     assert state["c3-0"] == ("medium", "high-value/low-risk")     # 0.3, income 100 000
@@ -222,13 +240,74 @@ def test_risk_tiers_and_quadrants_at_boundaries(h):
     assert state["c1-4"] == ("high", "low-value/high-risk")       # last event 0.75, income 90 000
 
 
-def test_customer_state_is_the_last_event_of_each_interval(h):
-    rows = sorted(h.rows("customer_state", "customer_id", "last_activity_id", "rolling_propensity", "recent_events",
-                         "risk_tier"))
-    assert [r for r in rows if r[0] == 7] == [(7, "c7-1", 0.5, 1, "medium")]   # one document, the later event
-    assert [r[1] for r in rows if r[0] == 1] == [f"c1-{i}" for i in range(5)]  # 1 s apart: one per interval
-    assert rows[4][1:] == ("c1-4", 0.75, 1, "high")
-    assert not [r for r in rows if r[0] in (2, 3, 4, 5, 99)]                 # late, dropped like by the windows
+def test_customer_state_is_written_at_interval_ends(h):
+    # The documents written at the end of an interval with events (the others are refreshes): they
+    # carry the newest state; customer 7's two events share an interval, so no document shows the first.
+    rows = sorted((r[:-1], ms(r[-1])) for r in h.rows("customer_state", "customer_id", "last_activity_id",
+                                                       "rolling_propensity", "recent_events", "risk_tier",
+                                                       "evaluated_at") if r[0] in (1, 7))
+    c7 = {doc for doc, at in rows if doc[0] == 7 and at % 1_000 == 0}
+    assert c7 == {(7, "c7-1", 0.5, 1, "medium")}
+    c1 = [(doc, at) for doc, at in rows if doc[0] == 1 and at <= T0 + 12_000]
+    assert max(c1, key=lambda r: r[1]) == ((1, "c1-4", 0.75, 1, "high"), T0 + 12_000)
+
+
+@pytest.fixture(scope="module")
+def engagement(h):
+    """Each customer's last document (the latest evaluation) and every inactivity alert."""
+    cols = ("customer_id", "evaluated_at", "last_activity_id", "monthly_premium", "cltv", "value_at_risk",
+            "recency_days", "activities_30d", "sessions_30d", "engagement_score", "engagement_segment",
+            "engagement_status")
+    last = {}
+    for r in h.rows("customer_state", *cols):
+        doc = dict(zip(cols, r))
+        if doc["customer_id"] not in last or doc["evaluated_at"] >= last[doc["customer_id"]]["evaluated_at"]:
+            last[doc["customer_id"]] = doc
+    alerts = sorted(h.rows("inactivity_alerts", "customer_id", "alert_time", "last_activity_time", "inactive_days"))
+    return last, alerts
+
+
+def ms(dt) -> int:
+    from datetime import timezone
+    return round(dt.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def test_premium_is_the_last_acceptance_by_event_time(engagement):
+    c20 = engagement[0][20]
+    assert c20["last_activity_id"] == "e20-3"
+    assert c20["monthly_premium"] == 200.0             # not 50.0, which arrived last with an earlier time
+    assert c20["cltv"] == 200.0 * 12 * 3               # years_active 3
+    assert c20["value_at_risk"] == 200.0 * 12 * 0.5    # rolling propensity of the last event (rolling_events=1)
+    assert engagement[0][21]["monthly_premium"] == 0.0 and engagement[0][21]["cltv"] == 0.0   # no policy
+
+
+def test_one_inactivity_alert_per_silence_of_the_gap(engagement):
+    alerts = [(ms(t), ms(last), days) for cid, t, last, days in engagement[1] if cid == 21]
+    gap_days = GAP_ENGAGEMENT / 86_400_000
+    # exactly the gap: an alert; 1 ms short of it: none; quiet until the data ends: an alert.
+    assert alerts == [(B + GAP_ENGAGEMENT, B, gap_days),
+                      (B + 3 * GAP_ENGAGEMENT - 1, B + 2 * GAP_ENGAGEMENT - 1, gap_days)]
+    assert not [a for a in engagement[1] if a[0] == 22]    # its last event is the data's newest
+
+
+def test_quiet_customers_are_re_evaluated_until_the_data_ends(engagement):
+    # Customer 21's refreshes every 20 s after its last event stop at the data's own watermark
+    # (newest event B + 400 s less 5 s): the last is 13 refreshes after it, not the end of time.
+    c21 = engagement[0][21]
+    assert ms(c21["evaluated_at"]) == B + 2 * GAP_ENGAGEMENT - 1 + 13 * 20_000
+    assert c21["engagement_status"] == "not_active" and c21["engagement_segment"] == "at_risk"
+    # Recency 0, no premium; of its events only the last is still in the 5-minute window.
+    assert c21["activities_30d"] == 1
+    assert c21["engagement_score"] == pytest.approx(0.3 * 0.5 * 1 / 30, abs=1e-12)
+
+
+def test_engagement_of_an_active_browser(engagement):
+    c22 = engagement[0][22]
+    assert ms(c22["evaluated_at"]) == B + 401_000          # the end of its last event's 1 s interval
+    assert (c22["activities_30d"], c22["sessions_30d"]) == (2, 1)   # 50 s apart: one session
+    score = 0.4 * (1 - 1_000 / GAP_ENGAGEMENT) + 0.3 * (0.5 * 2 / 30 + 0.5 * 1 / 10)
+    assert c22["engagement_score"] == pytest.approx(score, abs=1e-12)
+    assert (c22["engagement_segment"], c22["engagement_status"]) == ("medium", "browsing_only")
 
 
 def test_alert_once_per_upward_crossing(h):

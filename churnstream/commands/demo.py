@@ -15,6 +15,9 @@ from foundation import UserError
 
 log = logging.getLogger("churnstream.demo")
 
+# Inactivity gap 2 min, frequency window 10 min, refresh every 30 s of event time.
+DEMO_ENGAGEMENT = {"inactivity_gap_seconds": 120, "engagement_window_seconds": 600, "engagement_refresh_seconds": 30}
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline locally (stack, data, Flink job, checks)")
@@ -65,7 +68,9 @@ def run(args, settings) -> int:
     sent = {t: v["delivered"] for t, v in ledger["topics"].items()}
     log.info("demo: produced %s", sent)
 
-    opts = JobOptions(bounded=True)
+    # The data spans ~17 minutes of event time: engagement's days become minutes, so that inactivity,
+    # refreshes and every segment and status show up (README, "Customer value and engagement").
+    opts = JobOptions(bounded=True, **DEMO_ENGAGEMENT)
     pipeline.run(local, opts)
     totals = Indexer(local, IndexerOptions(group_id=f"{local.topic_prefix}demo-indexer", until_caught_up=True,
                                            from_start=True)).run()

@@ -40,6 +40,15 @@ def add_parser(sub) -> None:
     p.add_argument("--dedup-horizon", type=int, default=JobOptions.dedup_horizon_minutes, metavar="MINUTES",
                    help="a re-sent activity id is a dead letter if it arrives within this long of the first copy "
                         "(%(default)s); the job keeps a flag and a count per id seen within it")
+    p.add_argument("--inactivity-gap", type=int, default=JobOptions.inactivity_gap_seconds, metavar="SECONDS",
+                   help="a customer without activity for this much event time is an inactivity alert and "
+                        "not_active (%(default)s = 7 days)")
+    p.add_argument("--engagement-window", type=int, default=JobOptions.engagement_window_seconds, metavar="SECONDS",
+                   help="engagement frequency counts activities and sessions in this much event time, in 30 "
+                        "buckets (%(default)s = 30 days)")
+    p.add_argument("--engagement-refresh", type=int, default=JobOptions.engagement_refresh_seconds,
+                   metavar="SECONDS", help="a quiet customer's document is re-evaluated this often, in event time, "
+                                           "until the window has drained (%(default)s = 1 day)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in the run folder (after a crash or kill)")
     p.add_argument("--resume-from", metavar="DIR", help="continue from this checkpoint (chk-N) or savepoint folder")
@@ -63,11 +72,20 @@ def options_from_args(args) -> JobOptions:
         raise UserError("--customer-interval must be a positive number of seconds (e.g. 1).")
     if args.dedup_horizon <= 0:
         raise UserError("--dedup-horizon must be a positive number of minutes (e.g. 10).")
+    if args.inactivity_gap <= 0 or args.engagement_refresh <= 0:
+        raise UserError("--inactivity-gap and --engagement-refresh must be positive numbers of seconds "
+                        "(e.g. 604800 and 86400).")
+    if args.engagement_window < 30:
+        raise UserError("--engagement-window must be at least 30 seconds (it is counted in 30 buckets; "
+                        "e.g. 2592000 for 30 days).")
     return dataclasses.replace(JobOptions(), bounded=args.bounded, format=args.format, startup_mode=args.startup,
                                window_size_seconds=args.window_size, window_slide_seconds=args.window_slide,
                                alert_threshold=args.alert_threshold, idle_timeout=f"{args.idle_timeout} s",
                                customer_state_interval_seconds=args.customer_interval,
-                               dedup_horizon_minutes=args.dedup_horizon)
+                               dedup_horizon_minutes=args.dedup_horizon,
+                               inactivity_gap_seconds=args.inactivity_gap,
+                               engagement_window_seconds=args.engagement_window,
+                               engagement_refresh_seconds=args.engagement_refresh)
 
 
 def run(args, settings) -> int:
