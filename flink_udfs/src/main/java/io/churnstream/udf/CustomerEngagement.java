@@ -4,6 +4,7 @@ import org.apache.flink.table.annotation.ArgumentHint;
 import org.apache.flink.table.annotation.ArgumentTrait;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.annotation.StateHint;
+import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.ProcessTableFunction;
 import org.apache.flink.types.Row;
 
@@ -50,7 +51,7 @@ public class CustomerEngagement extends ProcessTableFunction<Row> {
     private static final String EMIT = "emit", REFRESH = "refresh", INACTIVE = "inactive";   // emit: unnamed
 
     private final long gapMs, windowMs, refreshMs, emitMs, sessionGapMs, lateMs, bucketMs;
-    private transient long newestMs = Long.MIN_VALUE;
+    private transient long newestMs;
 
     /** All in milliseconds: inactivity gap, frequency window, refresh interval, customer-state
      * interval, session gap, watermark out-of-orderness. */
@@ -65,6 +66,11 @@ public class CustomerEngagement extends ProcessTableFunction<Row> {
         this.sessionGapMs = sessionGapMs;
         this.lateMs = lateMs;
         this.bucketMs = windowMs / BUCKETS;
+    }
+
+    @Override
+    public void open(FunctionContext context) {
+        newestMs = Long.MIN_VALUE;   // transient: a deserialized instance would start at 0
     }
 
     /** One customer's state (a POJO: Flink stores it as a structured type). */
