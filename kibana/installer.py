@@ -1,10 +1,10 @@
-"""`churnstream kibana install`: index templates, data views and the dashboard, in that order.
+"""`churnstream kibana install`: index templates, data views and the dashboards, in that order.
 
 1. waits for Elasticsearch (cluster health API, ``wait_for_status=yellow``);
 2. installs the composable index templates (before any job writes);
 3. unless ``--skip-kibana``: waits for Kibana (``GET /api/status``: overall ``available``, or at
    least its Elasticsearch and saved-objects core services), imports the data views, the Lens
-   visualizations and the dashboard in one ``POST /api/saved_objects/_import?overwrite=true``
+   visualizations and the dashboards in one ``POST /api/saved_objects/_import?overwrite=true``
    (multipart, field ``file``; the data views carry ``allowNoIndex`` so they work before any index
    exists), and makes the enriched data view the default one unless one is set
    (``POST /api/data_views/default`` with ``force: false``).
@@ -36,6 +36,7 @@ from elasticsearch import Elasticsearch
 from foundation import UserError
 from foundation.settings import Settings
 from kibana import saved_objects
+from kibana.panels import DASHBOARDS
 from kibana.templates import install_templates
 
 log = logging.getLogger("churnstream.kibana")
@@ -181,7 +182,9 @@ def install(settings: Settings, kibana_url: str | None = None, skip_kibana: bool
     summary["data_views"] = [o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"]
     summary["imported"] = resp.get("successCount", 0)
     summary["default_data_view"] = kb.ensure_default_data_view(saved_objects.data_view_id("enriched", settings))
-    summary["dashboard"] = f"{kb.url}/app/dashboards#/view/{saved_objects.dashboard_id(settings)}"
-    log.info("kibana: %d data views, %d objects imported; dashboard: %s", len(summary["data_views"]), summary["imported"],
-             summary["dashboard"])
+    summary["dashboards"] = [f"{kb.url}/app/dashboards#/view/{saved_objects.dashboard_id(d, settings)}"
+                             for d in DASHBOARDS]
+    summary["dashboard"] = summary["dashboards"][0]     # the first one, for callers that show one link
+    log.info("kibana: %d data views, %d objects imported; dashboards: %s", len(summary["data_views"]),
+             summary["imported"], ", ".join(summary["dashboards"]))
     return summary

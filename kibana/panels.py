@@ -1,10 +1,12 @@
-"""The dashboard, one entry per panel: the single source of every view of the data.
+"""The dashboards, one entry per panel: the single source of every view of the data.
 
 Each ``Panel`` says which index it reads, what chart it is and what Elasticsearch aggregation it
-means (bucket levels + metrics + an optional term filter). Three things are derived from it and
-from nothing else:
+means (bucket levels + metrics + optional term filters); each ``Dashboard`` is a titled sequence of
+panels (``DASHBOARDS``; ``PANELS`` is every panel of every dashboard). Three things are derived from
+them and from nothing else:
 
-* the Kibana Lens saved objects (``kibana.saved_objects`` -> ``kibana/saved_objects.ndjson``);
+* the Kibana saved objects, a Lens object per panel and a dashboard object per dashboard
+  (``kibana.saved_objects`` -> ``kibana/saved_objects.ndjson``);
 * the Elasticsearch query (``es_query``) and its result as rows (``es_rows``), used by the static
   HTML report and by the tests;
 * the same rows computed in plain Python from documents (``python_rows``); the tests feed it the
@@ -12,14 +14,17 @@ from nothing else:
 
 Rows are tuples ``(bucket key, ..., metric value, ...)`` in the panel's order.
 
-Where customer-level questions come from: there is no customer-profile index (the pipeline writes
-activities, windows, per-customer rolling state, alerts, sessions, dead letters), so the original
-project's customer questions read the enriched index, one document per activity, which carries the
-customer's profile as of the event. Averages there are therefore activity-weighted (a customer
-counts once per activity; this is also what Kibana shows). Panels that must count *customers*
-rather than activities use a unique count of ``customer_id`` (gender distribution, active
-customers) or one bucket per ``customer_id`` (top-10 tables). PII: no panel uses ``email_hash`` or
-``ip_hash`` (tests check it); customers are shown by their numeric ``customer_id`` only.
+Where customer-level questions come from: the customers index holds one document per customer
+(rolling churn state, value and engagement figures) but no profile (gender, income, FICO, tenure),
+so the original project's profile questions ("Customer churn — real time") read the enriched
+index, one document per activity, which carries the customer's profile as of the event. Averages
+there are therefore activity-weighted (a customer counts once per activity; this is also what
+Kibana shows). Panels that must count *customers* rather than activities use a unique count of
+``customer_id`` (gender distribution, active customers) or one bucket per ``customer_id`` (top-10
+tables). "Customer value & engagement" reads the customers index, so its averages and sums are per
+customer (the sum of the 0/1 ``high_risk`` counts customers, its average is their share), and the
+inactivity alerts. PII: no panel uses ``email_hash`` or ``ip_hash`` (tests check it); customers are
+shown by their numeric ``customer_id`` only.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+
+from foundation import catalog
 
 # Fixed date-histogram interval of every time panel: exact in Elasticsearch, in Python and in
 # Lens (Lens scales it up by itself when the time range is too long for it).
@@ -70,7 +77,8 @@ class Panel:
     chart: str                # one of CHARTS
     metrics: tuple[Metric, ...]
     buckets: tuple[Bucket, ...] = ()
-    filter: tuple[tuple[str, str], ...] = ()   # term equality filters (field, value)
+    # Term equality filters (field, value): a str for a keyword field, an int for an integer one.
+    filter: tuple[tuple[str, str | int], ...] = ()
     note: str = ""            # what it answers and how to read it (Lens description, report caption)
     width: int = 16           # Kibana grid units out of 48
     height: int = 12
@@ -78,6 +86,8 @@ class Panel:
     def __post_init__(self):
         assert self.chart in CHARTS, self.chart
         assert self.metrics, self.id
+        # Only these mean the same as a term query, as KQL and as Python's == (True == 1 in Python).
+        assert all(isinstance(v, str) or type(v) is int for _, v in self.filter), self.id
         if self.chart == "metric":
             assert not self.buckets and len(self.metrics) == 1, self.id
         if self.chart == "donut":
@@ -92,6 +102,14 @@ class Panel:
                 | {f for f, _ in self.filter})
 
 
+@dataclass(frozen=True)
+class Dashboard:
+    id: str                   # stable slug: the dashboard's saved object id and HTML anchor derive from it
+    title: str
+    description: str
+    panels: tuple[Panel, ...]
+
+
 def _m(op, field=None, label=""):
     return Metric(op, field, label)
 
@@ -104,9 +122,9 @@ def _per_minute(field, label="per minute"):
     return Bucket("date_histogram", field, interval=MINUTE, label=label)
 
 
-E, S, C, A, SE, DL = "enriched", "segments", "customers", "alerts", "sessions", "dead_letters"
+E, S, C, A, IN, SE, DL = "enriched", "segments", "customers", "alerts", "inactivity", "sessions", "dead_letters"
 
-PANELS: tuple[Panel, ...] = (
+CHURN_PANELS: tuple[Panel, ...] = (
     # --- headline numbers -----------------------------------------------------------------------
     Panel("avg-years-active", "Average years active", E, "metric", (_m("avg", "years_active", "Years active"),),
           note="Average tenure over activities (activity-weighted).", width=6, height=5),
@@ -200,6 +218,68 @@ PANELS: tuple[Panel, ...] = (
           note="Web/mobile sessions by start time.", width=24),
 )
 
+HIGH_RISK_ONLY = (("high_risk", 1),)
+VALUE_PANELS: tuple[Panel, ...] = (
+    # --- headline numbers (one customers document per customer: sums and averages over customers) --
+    Panel("avg-engagement-score", "Average engagement score", C, "metric",
+          (_m("avg", "engagement_score", "Engagement score"),),
+          note="Average engagement score (recency, frequency, monetary; 0 to 1) over customers.", width=8, height=5),
+    Panel("high-risk-customers", "High-risk customers", C, "metric", (_m("sum", "high_risk", "Customers"),),
+          note=f"Customers whose rolling churn propensity is in the high or critical tier "
+               f"(from {catalog.HIGH_RISK_PROPENSITY}).", width=8, height=5),
+    Panel("high-risk-share", "High-risk share", C, "metric", (_m("avg", "high_risk", "Share of customers"),),
+          note="Share of customers in the high or critical risk tier.", width=8, height=5),
+    Panel("cltv-at-risk", "Lifetime value at risk", C, "metric", (_m("sum", "cltv", "Lifetime value (USD)"),),
+          filter=HIGH_RISK_ONLY, note="Total lifetime value of the high-risk customers.", width=8, height=5),
+    Panel("revenue-at-risk", "Monthly revenue at risk", C, "metric",
+          (_m("sum", "monthly_premium", "Monthly premium (USD)"),), filter=HIGH_RISK_ONLY,
+          note="Monthly premium of the high-risk customers (0 for a customer without a policy).", width=8, height=5),
+    Panel("avg-sessions-30d", "Average sessions in 30 days", C, "metric",
+          (_m("avg", "sessions_30d", "Sessions"),),
+          note="Average web/mobile sessions per customer in the frequency window.", width=8, height=5),
+    # --- engagement --------------------------------------------------------------------------------
+    Panel("engagement-score-distribution", "Engagement score distribution", C, "bar",
+          (_m("count", label="Customers"),), (_terms("engagement_decile", 10, "key", "Engagement decile"),),
+          note="Customers per tenth of the engagement score (decile 0: below 0.1, ..., 9: from 0.9).", width=24),
+    Panel("engagement-segments", "Engagement segments", C, "donut",
+          (_m("count", label="Customers"),), (_terms("engagement_segment", 5, label="Engagement segment"),),
+          note="Customers by engagement segment (bands of the engagement score).", width=12),
+    Panel("engagement-status", "Engagement status", C, "donut",
+          (_m("count", label="Customers"),), (_terms("engagement_status", 5, label="Engagement status"),),
+          note="Active, browsing only (sessions but no policy) or not active (silent for the inactivity gap).",
+          width=12),
+    Panel("value-engagement-quadrants", "Value / engagement quadrants", C, "bar",
+          (_m("count", label="Customers"),), (_terms("value_engagement_quadrant", 4, "key", "Quadrant"),),
+          note=f"Customers by lifetime value (high from {catalog.HIGH_VALUE_CLTV:,.0f} USD) and engagement "
+               f"(engaged from a score of {catalog.ENGAGED_SCORE}).", width=24),
+    Panel("inactivity-alerts-over-time", "Inactivity alerts per minute", IN, "bar",
+          (_m("count", label="Inactivity alerts"),), (_per_minute("alert_time"),),
+          note="Customers silent for the inactivity gap, by alert (event) time.", width=24),
+    # --- who to call ---------------------------------------------------------------------------------
+    Panel("at-risk-targets", "At-risk customers to target", C, "table",
+          (_m("max", "value_at_risk", "Value at risk (USD/yr)"), _m("max", "recency_days", "Days since activity"),
+           _m("max", "rolling_propensity", "Rolling churn propensity")),
+          (_terms("customer_id", 10, label="Customer"),),
+          note="Customers ranked by value at risk (annual premium x rolling churn propensity; ties by customer id).",
+          width=24),
+    Panel("high-value-engaged", "High-value engaged customers", C, "table",
+          (_m("max", "cltv", "Lifetime value (USD)"), _m("max", "engagement_score", "Engagement score")),
+          (_terms("customer_id", 10, label="Customer"),), filter=(("value_engagement_quadrant", "high-value/engaged"),),
+          note="Customers of the high-value/engaged quadrant ranked by lifetime value (ties by customer id).",
+          width=24),
+)
+
+DASHBOARDS: tuple[Dashboard, ...] = (
+    Dashboard("customer-churn", "Customer churn — real time", "Churn analytics from the churnstream pipeline.",
+              CHURN_PANELS),
+    Dashboard("customer-value-engagement", "Customer value & engagement",
+              "Customer value and engagement from the churnstream pipeline: engagement, value at risk, "
+              "whom to target, inactivity alerts.", VALUE_PANELS),
+)
+assert len({d.id for d in DASHBOARDS}) == len({d.title for d in DASHBOARDS}) == len(DASHBOARDS), "duplicate dashboard"
+
+# Every panel of every dashboard; a panel is on one dashboard (its Lens object's id is its own).
+PANELS: tuple[Panel, ...] = tuple(p for d in DASHBOARDS for p in d.panels)
 PANELS_BY_ID = {p.id: p for p in PANELS}
 assert len(PANELS_BY_ID) == len(PANELS), "duplicate panel id"
 
@@ -302,7 +382,7 @@ def _key(b: Bucket, doc: dict):
 
 def python_rows(panel: Panel, docs) -> list[tuple]:
     """The panel's rows computed from plain documents (dicts; dates as epoch milliseconds)."""
-    docs = [d for d in docs if all(d.get(f) == v for f, v in panel.filter)]
+    docs = [d for d in docs if all(d.get(f) == v for f, v in panel.filter)]   # values typed as the field (tests check)
     if not panel.buckets:
         return [tuple(_metric(m, docs) for m in panel.metrics)]
     rows: list[tuple] = []

@@ -1,8 +1,9 @@
-"""`churnstream kibana report`: the dashboard without Kibana, as one static HTML file.
+"""`churnstream kibana report`: the dashboards without Kibana, as one static HTML file.
 
 Every panel of ``kibana.panels`` is run as its Elasticsearch aggregation (the same query the tests
-check) and drawn as inline SVG: bars, lines, donuts, tables and big numbers. The file is
-self-contained (no CDN, no external file, no network), so it opens anywhere, offline.
+check) and drawn as inline SVG: bars, lines, donuts, tables and big numbers, in one titled section
+per dashboard. The file is self-contained (no CDN, no external file, no network), so it opens
+anywhere, offline.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from foundation.catalog import INDEX
 from foundation.settings import Settings
 from kibana import panels as P
 from kibana.installer import es_client
-from kibana.saved_objects import DASHBOARD_TITLE
 
 PALETTE = ("#54B399", "#6092C0", "#D36086", "#9170B8", "#CA8EAE", "#D6BF57", "#B9A888", "#DA8B45",
            "#AA6556", "#E7664C", "#7DA3D0", "#A6CFA1")
 W, H = 480, 250
+TITLE = "churnstream dashboards"
 esc = html.escape
+
+Results = list[tuple[P.Panel, list[tuple] | str]]   # each panel with its rows, or the error message
 
 
 # --- values --------------------------------------------------------------------------------------------
@@ -29,6 +32,8 @@ def fmt(v) -> str:
     if v is None:
         return "–"
     if isinstance(v, float):
+        if v.is_integer():             # a sum of integers (high-risk customers), a whole average
+            return f"{v:,.0f}"
         if abs(v) < 10:
             return f"{v:.3f}"
         if abs(v) < 1000 and not v.is_integer():
@@ -264,10 +269,11 @@ def chart(panel: P.Panel, rows: list[tuple]) -> str:
 CSS = """
 *{box-sizing:border-box}body{margin:0;font:13px/1.4 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;
 background:#f5f7fa;color:#343741}header{padding:14px 20px;background:#fff;border-bottom:1px solid #d3dae6}
-h1{font-size:20px;margin:0 0 4px}header p{margin:0;color:#69707d}
-main{display:grid;grid-template-columns:repeat(48,1fr);gap:10px;padding:12px 16px}
+h1{font-size:20px;margin:0 0 4px}header p{margin:0;color:#69707d}nav a{margin-right:14px;color:#006bb8}
+.dashboard{padding:12px 16px 4px}.dashboard>h2{font-size:17px;margin:0 0 2px}.dashboard>p{margin:0 0 8px;color:#69707d}
+.grid{display:grid;grid-template-columns:repeat(48,1fr);gap:10px}
 .panel{background:#fff;border:1px solid #d3dae6;border-radius:6px;padding:8px 10px;min-width:0}
-.panel h2{font-size:13px;margin:0 0 6px;font-weight:600}.note{color:#69707d;font-size:11px;margin:4px 0 0}
+.panel h3{font-size:13px;margin:0 0 6px;font-weight:600}.note{color:#69707d;font-size:11px;margin:4px 0 0}
 .metric{display:flex;flex-direction:column;align-items:center;padding:4px 0}.metric b{font-size:26px;color:#006bb8}
 .metric span{color:#69707d;font-size:11px}.empty{color:#98a2b3;padding:40px;text-align:center}
 .error{color:#bd271e;padding:12px;font-size:11px;word-break:break-word}
@@ -290,42 +296,51 @@ s.setAttribute('data-rendered',empty.length||errors.length?'no':'yes');s.setAttr
 """
 
 
-def page(results: list[tuple[P.Panel, list[tuple] | str]], subtitle: str = "") -> str:
-    sections = []
-    for panel, rows in results:
-        if isinstance(rows, str):
-            kind, body = "error", f'<div class="error">{esc(rows)}</div>'
-        else:
-            kind, body = ("empty" if panel.buckets and not rows else panel.chart), chart(panel, rows)
-        sections.append(
-            f'<section class="panel" id="panel-{esc(panel.id)}" data-panel="{esc(panel.id)}" data-kind="{kind}" '
-            f'style="grid-column:span {panel.width}"><h2>{esc(panel.title)}</h2>{body}'
+def _panel(panel: P.Panel, rows: list[tuple] | str) -> str:
+    if isinstance(rows, str):
+        kind, body = "error", f'<div class="error">{esc(rows)}</div>'
+    else:
+        kind, body = ("empty" if panel.buckets and not rows else panel.chart), chart(panel, rows)
+    return (f'<section class="panel" id="panel-{esc(panel.id)}" data-panel="{esc(panel.id)}" data-kind="{kind}" '
+            f'style="grid-column:span {panel.width}"><h3>{esc(panel.title)}</h3>{body}'
             f'<p class="note">{esc(panel.note)}</p></section>')
+
+
+def page(results: list[tuple[P.Dashboard, Results]], subtitle: str = "") -> str:
+    """One section per dashboard (title, description, its panels on the 48-column grid)."""
+    nav = "".join(f'<a href="#dashboard-{esc(d.id)}">{esc(d.title)}</a>' for d, _ in results)
+    sections = "".join(
+        f'<section class="dashboard" id="dashboard-{esc(d.id)}" data-dashboard="{esc(d.id)}">'
+        f'<h2>{esc(d.title)}</h2><p>{esc(d.description)}</p>'
+        f'<div class="grid">{"".join(_panel(p, rows) for p, rows in panels)}</div></section>'
+        for d, panels in results)
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{esc(DASHBOARD_TITLE)}</title><link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head>"
-            f"<body><header><h1>{esc(DASHBOARD_TITLE)}</h1><p>{esc(subtitle)}</p></header>"
-            f"<main>{''.join(sections)}</main>"
-            "<footer>Same panels and aggregations as the Kibana dashboard (kibana/panels.py). "
+            f"<title>{esc(TITLE)}</title><link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head>"
+            f"<body><header><h1>{esc(TITLE)}</h1><p>{esc(subtitle)}</p><nav>{nav}</nav></header>"
+            f"<main>{sections}</main>"
+            "<footer>Same panels and aggregations as the Kibana dashboards (kibana/panels.py). "
             "<span id=\"render-status\" data-rendered=\"no\">not rendered</span></footer>"
             f"<script>{SCRIPT}</script></body></html>\n")
 
 
-def collect(settings: Settings, es=None) -> list[tuple[P.Panel, list[tuple] | str]]:
-    """Each panel with its rows, or with the error message when Elasticsearch refused the query
-    (typically an index created without the churnstream template: text fields cannot aggregate)."""
+def _panel_rows(es, settings: Settings, p: P.Panel) -> list[tuple] | str:
+    """The panel's rows, or the error message when Elasticsearch refused the query (typically an
+    index created without the churnstream template: text fields cannot aggregate)."""
+    try:
+        return P.run(es, settings.index(INDEX[p.index].name), p)
+    except Exception as e:  # noqa: BLE001 - shown on the panel, the other panels still render
+        info = getattr(e, "info", None)
+        reason = str(e)
+        if isinstance(info, dict):
+            reason = str(info.get("error", {}).get("root_cause", [{}])[0].get("reason", reason))
+        return f"{type(e).__name__}: {reason[:300]}"
+
+
+def collect(settings: Settings, es=None) -> list[tuple[P.Dashboard, Results]]:
+    """Each dashboard with each of its panels' rows (or error message)."""
     es = es or settings.es_client()
-    out = []
-    for p in P.PANELS:
-        try:
-            out.append((p, P.run(es, settings.index(INDEX[p.index].name), p)))
-        except Exception as e:  # noqa: BLE001 - shown on the panel, the other panels still render
-            info = getattr(e, "info", None)
-            reason = str(e)
-            if isinstance(info, dict):
-                reason = str(info.get("error", {}).get("root_cause", [{}])[0].get("reason", reason))
-            out.append((p, f"{type(e).__name__}: {reason[:300]}"))
-    return out
+    return [(d, [(p, _panel_rows(es, settings, p)) for p in d.panels]) for d in P.DASHBOARDS]
 
 
 def render(settings: Settings, es=None) -> str:

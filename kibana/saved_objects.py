@@ -1,4 +1,4 @@
-"""Kibana saved objects (data views, Lens visualizations, the dashboard) generated from kibana.panels.
+"""Kibana saved objects (data views, Lens visualizations, the dashboards) generated from kibana.panels.
 
 Target: Kibana 9.x (versions.toml pins 9.2.0). The objects are in the format Kibana 9 writes to an
 export (``Stack Management -> Saved objects -> Export``) and reads back with ``_import``:
@@ -20,7 +20,8 @@ export (``Stack Management -> Saved objects -> Export``) and reads back with ``_
   ``indexpattern-datasource-layer-<layer id>``; counts use the ``___records___`` pseudo field;
   metric charts are ``lnsMetric`` with ``metricAccessor``; donuts ``lnsPie`` with
   ``primaryGroups``/``metrics``;
-* one ``dashboard`` whose ``panelsJSON`` holds the Lens objects by reference: each panel has
+* one ``dashboard`` per ``kibana.panels.DASHBOARDS`` entry, id ``churnstream-<dashboard slug>``,
+  whose ``panelsJSON`` holds its panels' Lens objects by reference: each panel has
   ``type``, ``panelIndex``, ``gridData`` (``i`` = ``panelIndex``), ``embeddableConfig`` and
   ``panelRefName`` ``panel_<panelIndex>``, resolved by the reference named
   ``<panelIndex>:panel_<panelIndex>`` (no per-panel ``version``: deprecated since 8.11).
@@ -30,7 +31,7 @@ export (``Stack Management -> Saved objects -> Export``) and reads back with ``_
 Ids are stable; titles (index names) follow the settings, so the installer generates the objects
 for its own settings (the committed file is the default prefix ``churn-``; a test checks it is up
 to date). Another index prefix (the compose Avro profile's ``avro-churn-``) gets a second, complete
-set beside it: every id and the dashboard's title carry that prefix.
+set beside it: every id and the dashboards' titles carry that prefix.
 """
 
 from __future__ import annotations
@@ -41,11 +42,9 @@ from pathlib import Path
 from foundation.catalog import INDEX
 from foundation.settings import Settings, prefix_tag
 from foundation.versions import versions
-from kibana.panels import PANELS, Bucket, Metric, Panel
+from kibana.panels import DASHBOARDS, PANELS, Bucket, Dashboard, Metric, Panel
 
 NDJSON_PATH = Path(__file__).resolve().parent / "saved_objects.ndjson"
-DASHBOARD_ID = "churnstream-customer-churn"
-DASHBOARD_TITLE = "Customer churn — real time"
 KIBANA_MAJOR = 9                       # the export format below is Kibana 9's
 CORE_MIGRATION_VERSION = "8.8.0"
 TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "10.3.0"}
@@ -85,8 +84,8 @@ def lens_id(panel: Panel, settings: Settings | None = None) -> str:
     return f"churnstream{_tag(settings)}-{panel.id}"
 
 
-def dashboard_id(settings: Settings | None = None) -> str:
-    return DASHBOARD_ID.replace("churnstream-", f"churnstream{_tag(settings)}-", 1)
+def dashboard_id(dash: Dashboard, settings: Settings | None = None) -> str:
+    return f"churnstream{_tag(settings)}-{dash.id}"
 
 
 def _meta(obj_type: str) -> dict:
@@ -171,7 +170,8 @@ def _visualization(panel: Panel, layer: str, buckets: list[str], metrics: list[s
 
 
 def kql(panel: Panel) -> str:
-    return " and ".join(f'{f} : "{v}"' for f, v in panel.filter)
+    # An integer unquoted: KQL then asks for the number, as the panel's term query does.
+    return " and ".join(f"{f} : {v}" if isinstance(v, int) else f'{f} : "{v}"' for f, v in panel.filter)
 
 
 def lens(panel: Panel, settings: Settings | None = None) -> dict:
@@ -207,7 +207,7 @@ def lens(panel: Panel, settings: Settings | None = None) -> dict:
 
 # --- dashboard -----------------------------------------------------------------------------------------
 
-def layout(panels=PANELS) -> list[dict]:
+def layout(panels: tuple[Panel, ...]) -> list[dict]:
     """Left-to-right, top-to-bottom flow of the panels on Kibana's 48-column grid."""
     out, x, y, row_h = [], 0, 0, 0
     for p in panels:
@@ -224,9 +224,9 @@ def panel_index(panel: Panel) -> str:
     return panel.id
 
 
-def dashboard(panels=PANELS, settings: Settings | None = None) -> dict:
+def dashboard(dash: Dashboard, settings: Settings | None = None) -> dict:
     items, refs = [], []
-    for p, grid in zip(panels, layout(panels)):
+    for p, grid in zip(dash.panels, layout(dash.panels)):
         idx = panel_index(p)
         ref_name = f"panel_{idx}"
         items.append({"type": "lens", "panelIndex": idx, "gridData": dict(grid, i=idx),
@@ -235,11 +235,11 @@ def dashboard(panels=PANELS, settings: Settings | None = None) -> dict:
         refs.append({"type": "lens", "id": lens_id(p, settings), "name": f"{idx}:{ref_name}"})
     search_source = {"query": {"query": "", "language": "kuery"}, "filter": []}
     return {
-        "id": dashboard_id(settings),
+        "id": dashboard_id(dash, settings),
         "type": "dashboard",
         "attributes": {
-            "title": DASHBOARD_TITLE + (f" ({settings.index_prefix}*)" if _tag(settings) else ""),
-            "description": "Churn analytics from the churnstream pipeline (generated by kibana/saved_objects.py).",
+            "title": dash.title + (f" ({settings.index_prefix}*)" if _tag(settings) else ""),
+            "description": f"{dash.description} Generated by kibana/saved_objects.py.",
             "hits": 0,
             "version": 1,
             "panelsJSON": json.dumps(items, ensure_ascii=False, separators=(",", ":")),
@@ -261,8 +261,8 @@ def data_views(settings: Settings) -> list[dict]:
 
 
 def build(settings: Settings) -> list[dict]:
-    """Every saved object, dependencies first: data views, Lens visualizations, the dashboard."""
-    return data_views(settings) + [lens(p, settings) for p in PANELS] + [dashboard(PANELS, settings)]
+    """Every saved object, dependencies first: data views, Lens visualizations, the dashboards."""
+    return data_views(settings) + [lens(p, settings) for p in PANELS] + [dashboard(d, settings) for d in DASHBOARDS]
 
 
 def to_ndjson(objects: list[dict]) -> str:

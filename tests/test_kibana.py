@@ -1,7 +1,7 @@
 """Kibana: index templates, saved objects, installer, and the static HTML report.
 
-Kibana itself cannot run here, so the saved objects are checked structurally (they parse, every
-reference resolves, every field is mapped and aggregatable) and semantically: each Lens object is
+Kibana itself cannot run here, so the saved objects (both dashboards) are checked structurally (they
+parse, every reference resolves, every field is mapped and aggregatable) and semantically: each Lens object is
 translated back into an Elasticsearch aggregation that must equal the panel's, and each panel's
 aggregation, run on the real node over the seeded pipeline run, must equal the same answer computed
 in plain Python from the independent recomputation of the pipeline (churnstream.expected).
@@ -131,32 +131,41 @@ def test_every_saved_object_parses_and_references_only_existing_objects(objects)
             # 7.x keys that 9.x no longer reads
             assert not {"accessor", "groups", "metric"} & set(layer), (lens["id"], set(layer))
         assert used and used == cols, (lens["id"], used ^ cols)
-    # The dashboard: one panel per Lens object, each panelRefName resolved, no overlaps on the grid.
-    (dash,) = by_type(objects, "dashboard")
-    assert dash["attributes"]["title"] == "Customer churn — real time"
-    panels = json.loads(dash["attributes"]["panelsJSON"])
-    refs = {r["name"]: r for r in dash["references"]}
-    assert len(refs) == len(dash["references"]) == len(panels)
-    for p in panels:
-        assert set(p) == {"type", "panelIndex", "gridData", "embeddableConfig", "panelRefName"}, sorted(p)
-        assert p["panelRefName"] == f"panel_{p['panelIndex']}"
-        assert refs[f"{p['panelIndex']}:{p['panelRefName']}"]["type"] == p["type"] == "lens"
-    assert {refs[f"{p['panelIndex']}:{p['panelRefName']}"]["id"] for p in panels} == \
-        {o["id"] for o in by_type(objects, "lens")}
-    cells = set()
-    for p in panels:
-        g = p["gridData"]
-        assert set(g) == {"x", "y", "w", "h", "i"}
-        assert g["i"] == p["panelIndex"] and 0 <= g["x"] and g["x"] + g["w"] <= 48
-        area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
-        assert not (area & cells), p["panelIndex"]
-        cells |= area
-    json.loads(dash["attributes"]["optionsJSON"])
-    json.loads(dash["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
-    # Only attributes of the 9.x dashboard schema (model version 1 forbids unknown ones).
-    assert set(dash["attributes"]) <= {"title", "description", "kibanaSavedObjectMeta", "timeRestore", "timeFrom",
-                                       "timeTo", "refreshInterval", "controlGroupInput", "panelsJSON",
-                                       "optionsJSON", "hits", "version", "sections"}
+    # The dashboards: one per spec dashboard, each with exactly its panels' Lens objects (every Lens
+    # object on one of them), each panelRefName resolved, no overlaps on the grid.
+    dashes = {d["id"]: d for d in by_type(objects, "dashboard")}
+    assert list(dashes) == [saved_objects.dashboard_id(d) for d in P.DASHBOARDS]
+    assert dashes["churnstream-customer-churn"]["attributes"]["title"] == "Customer churn — real time"
+    assert dashes["churnstream-customer-value-engagement"]["attributes"]["title"] == "Customer value & engagement"
+    assert len({d["attributes"]["title"] for d in dashes.values()}) == len(dashes) == 2
+    on_a_dashboard = []
+    for spec in P.DASHBOARDS:
+        dash = dashes[saved_objects.dashboard_id(spec)]
+        panels = json.loads(dash["attributes"]["panelsJSON"])
+        refs = {r["name"]: r for r in dash["references"]}
+        assert len(refs) == len(dash["references"]) == len(panels)
+        for p in panels:
+            assert set(p) == {"type", "panelIndex", "gridData", "embeddableConfig", "panelRefName"}, sorted(p)
+            assert p["panelRefName"] == f"panel_{p['panelIndex']}"
+            assert refs[f"{p['panelIndex']}:{p['panelRefName']}"]["type"] == p["type"] == "lens"
+        lens_ids = [refs[f"{p['panelIndex']}:{p['panelRefName']}"]["id"] for p in panels]
+        assert lens_ids == [saved_objects.lens_id(p) for p in spec.panels], spec.id
+        on_a_dashboard += lens_ids
+        cells = set()
+        for p in panels:
+            g = p["gridData"]
+            assert set(g) == {"x", "y", "w", "h", "i"}
+            assert g["i"] == p["panelIndex"] and 0 <= g["x"] and g["x"] + g["w"] <= 48
+            area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+            assert not (area & cells), (spec.id, p["panelIndex"])
+            cells |= area
+        json.loads(dash["attributes"]["optionsJSON"])
+        json.loads(dash["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+        # Only attributes of the 9.x dashboard schema (model version 1 forbids unknown ones).
+        assert set(dash["attributes"]) <= {"title", "description", "kibanaSavedObjectMeta", "timeRestore", "timeFrom",
+                                           "timeTo", "refreshInterval", "controlGroupInput", "panelsJSON",
+                                           "optionsJSON", "hits", "version", "sections"}
+    assert sorted(on_a_dashboard) == sorted(o["id"] for o in by_type(objects, "lens"))   # each on exactly one
 
 
 def test_every_panel_field_is_mapped_with_an_aggregatable_type(objects):
@@ -173,10 +182,51 @@ def test_every_panel_field_is_mapped_with_an_aggregatable_type(objects):
             assert f not in PII, (lens["id"], f)
     for p in P.PANELS:
         assert p.fields() <= set(MAPPINGS[p.index]) and not (p.fields() & PII), p.id
+        # A filter's value has its field's type: Elasticsearch's term query matches 1 for "1" on an
+        # integer field, Python's == does not (and KQL quotes only text).
+        for f, v in p.filter:
+            assert type(v) is {"keyword": str, "integer": int, "long": int}.get(MAPPINGS[p.index][f]), (p.id, f, v)
+
+
+def test_terms_panels_over_a_closed_vocabulary_show_all_of_it():
+    from foundation import catalog
+
+    vocabulary = {"risk_tier": catalog.RISK_TIERS.labels, "engagement_segment": catalog.ENGAGEMENT_SEGMENTS.labels,
+                  "engagement_status": catalog.ENGAGEMENT_STATUSES, "engagement_decile": range(10),
+                  "value_risk_quadrant": range(4), "value_engagement_quadrant": range(4)}
+    checked = set()
+    for p in P.PANELS:
+        for b in p.buckets:
+            if b.kind == "terms" and b.field in vocabulary:
+                assert b.size >= len(vocabulary[b.field]), (p.id, b.field)
+                checked.add(b.field)
+    assert checked == set(vocabulary)
+
+
+def test_dashboards_are_distinct_and_every_panel_is_on_exactly_one():
+    assert [d.id for d in P.DASHBOARDS] == ["customer-churn", "customer-value-engagement"]   # stable ids
+    assert len({d.title for d in P.DASHBOARDS}) == len(P.DASHBOARDS)
+    assert all(d.panels and d.description for d in P.DASHBOARDS)
+    assert P.PANELS == tuple(p for d in P.DASHBOARDS for p in d.panels)
+    assert len({p.id for p in P.PANELS}) == len(P.PANELS) == len(P.PANELS_BY_ID)
+    assert len({saved_objects.dashboard_id(d) for d in P.DASHBOARDS}) == len(P.DASHBOARDS)
+    assert saved_objects.dashboard_id(P.DASHBOARDS[0]) == "churnstream-customer-churn"
+
+
+def test_every_panel_index_has_expected_documents():
+    """The integration test compares each panel with python_rows over churnstream.expected's
+    documents of the panel's index (Expected.by_index()): every index a panel reads must be there."""
+    from dataclasses import fields
+
+    from churnstream.expected import Expected
+
+    keys = set(Expected(**{f.name: {} for f in fields(Expected)}).by_index())
+    assert {p.index for p in P.PANELS} <= keys
+    assert "inactivity" in {p.index for p in P.PANELS}
 
 
 def test_dashboard_answers_every_question_of_the_issue():
-    titles = " | ".join(p.title.lower() for p in P.PANELS)
+    titles = " | ".join(p.title.lower() for p in P.DASHBOARDS[0].panels)
     for q in ("average years active", "average fico", "average churn propensity", "churn propensity by activity type",
               "gender distribution", "activity type distribution", "income by gender", "top 10 customers by income",
               "activity type over years active", "longest-standing customers", "gender by income and activity type",
@@ -184,6 +234,47 @@ def test_dashboard_answers_every_question_of_the_issue():
               "risk tier distribution", "value / risk quadrants", "churn alerts", "sessions", "dead letters",
               "event rate"):
         assert q in titles, q
+
+
+def shape(p: P.Panel) -> tuple:
+    """What a panel computes, without its presentation (title, labels, note, size)."""
+    return (p.index, tuple((m.op, m.field) for m in p.metrics),
+            tuple((b.kind, b.field) + ((b.size, b.order) if b.kind == "terms" else (b.interval,)) for b in p.buckets),
+            p.filter)
+
+
+def test_value_dashboard_answers_every_question_of_the_issue():
+    """Each question of "Customer value & engagement" as the aggregation that answers it, and the chart."""
+    C, HR = "customers", (("high_risk", 1),)
+    per_customer = (("terms", "customer_id", 10, "metric"),)
+    questions = {
+        "average engagement score": ((C, (("avg", "engagement_score"),), (), ()), {"metric"}),
+        "high-risk customers": ((C, (("sum", "high_risk"),), (), ()), {"metric"}),
+        "high-risk share": ((C, (("avg", "high_risk"),), (), ()), {"metric"}),
+        "lifetime value at risk": ((C, (("sum", "cltv"),), (), HR), {"metric"}),
+        "monthly revenue at risk": ((C, (("sum", "monthly_premium"),), (), HR), {"metric"}),
+        "average sessions in 30 days": ((C, (("avg", "sessions_30d"),), (), ()), {"metric"}),
+        "engagement score distribution": (
+            (C, (("count", None),), (("terms", "engagement_decile", 10, "key"),), ()), {"bar"}),
+        "engagement segments": ((C, (("count", None),), (("terms", "engagement_segment", 5, "metric"),), ()),
+                                {"donut"}),
+        "value / engagement quadrants": (
+            (C, (("count", None),), (("terms", "value_engagement_quadrant", 4, "key"),), ()), {"bar"}),
+        "at-risk customers to target": (
+            (C, (("max", "value_at_risk"), ("max", "recency_days"), ("max", "rolling_propensity")), per_customer, ()),
+            {"table"}),
+        "high-value engaged customers": (
+            (C, (("max", "cltv"), ("max", "engagement_score")), per_customer,
+             (("value_engagement_quadrant", "high-value/engaged"),)), {"table"}),
+        "inactivity alerts per minute": (
+            ("inactivity", (("count", None),), (("date_histogram", "alert_time", "1m"),), ()), {"bar"}),
+        "engagement status": ((C, (("count", None),), (("terms", "engagement_status", 5, "metric"),), ()),
+                              {"donut", "bar"}),
+    }
+    panels = {p.title.lower(): p for p in P.DASHBOARDS[1].panels}
+    assert set(panels) == set(questions)
+    for q, (want, charts) in questions.items():
+        assert shape(panels[q]) == want and panels[q].chart in charts, q
 
 
 # --- Lens means the panel's Elasticsearch aggregation ---------------------------------------------------
@@ -202,7 +293,10 @@ def lens_to_es_query(lens: dict) -> dict:
     metric_aggs = {names[c]: {LENS_TO_ES[cols[c]["operationType"]]: {"field": cols[c]["sourceField"]}}
                    for c in metrics if cols[c]["operationType"] != "count"}
     body: dict = {"size": 0, "track_total_hits": True}
-    terms = re.findall(r'(\w+) : "([^"]*)"', state["query"]["query"])
+    # KQL "field : value": a quoted value is text, an unquoted one here a whole number.
+    terms = [(f, text if number == "" else int(number))
+             for f, text, number in re.findall(r'(\w+) : (?:"([^"]*)"|(-?\d+))', state["query"]["query"])]
+    assert len(terms) == state["query"]["query"].count(" : "), state["query"]["query"]   # nothing unread
     if terms:
         body["query"] = {"bool": {"filter": [{"term": {f: v}} for f, v in terms]}}
     aggs = dict(metric_aggs)
@@ -257,6 +351,26 @@ def test_python_rows_order_ties_truncation_buckets_and_missing_values():
     assert P.python_rows(metric, docs) == [(3,)]
 
 
+def test_an_integer_filter_means_the_same_in_elasticsearch_kql_and_python():
+    """high_risk = 1: a term query on the number, KQL's unquoted number, Python's == on the int."""
+    panel = P.PANELS_BY_ID["cltv-at-risk"]
+    assert panel.filter == (("high_risk", 1),)
+    assert P.es_query(panel)["query"] == {"bool": {"filter": [{"term": {"high_risk": 1}}]}}
+    assert saved_objects.kql(panel) == "high_risk : 1"
+    assert lens_to_es_query(saved_objects.lens(panel)) == P.es_query(panel)
+    docs = [{"customer_id": 1, "high_risk": 1, "cltv": 1200.0}, {"customer_id": 2, "high_risk": 0, "cltv": 50_000.0},
+            {"customer_id": 3, "high_risk": 1, "cltv": 300.5}, {"customer_id": 4, "cltv": 7.0}]
+    assert P.python_rows(panel, docs) == [(1500.5,)]
+    assert P.python_rows(P.PANELS_BY_ID["high-risk-customers"], docs) == [(2.0,)]
+    assert P.python_rows(P.PANELS_BY_ID["high-risk-share"], docs) == [(2 / 3,)]
+    assert P.python_rows(panel, [d for d in docs if d.get("high_risk") != 1]) == [(0.0,)]   # as ES: sum of none is 0
+    # Text and integer values only: those are the types the three readings agree on.
+    with pytest.raises(AssertionError):
+        P.Panel("x", "x", "customers", "metric", (P.Metric("count"),), filter=(("high_risk", True),))
+    with pytest.raises(AssertionError):
+        P.Panel("x", "x", "customers", "metric", (P.Metric("count"),), filter=(("cltv", 1.5),))
+
+
 def test_es_rows_flatten_nested_buckets_and_metrics():
     panel = P.PANELS_BY_ID["rolling-churn-by-activity"]
     resp = {"hits": {"total": {"value": 3}}, "aggregations": {"b0": {"buckets": [
@@ -300,17 +414,33 @@ def literal_results():
                           "event_time": 60_000}],
             "segments": [{"window_start": 0, "dimension": d, "segment": "x", "avg_propensity": 0.4,
                           "high_risk_share": 0.5} for d in ("activity_type", "income_band", "tenure_band")],
-            "customers": [{"customer_id": 1, "risk_tier": "low", "value_risk_quadrant": "low-value/low-risk"}],
+            "customers": [{"customer_id": 1, "risk_tier": "low", "value_risk_quadrant": "low-value/low-risk",
+                           "rolling_propensity": 0.2, "monthly_premium": 0.0, "cltv": 0.0, "value_at_risk": 0.0,
+                           "recency_days": 0.5, "sessions_30d": 3, "engagement_score": 0.35, "engagement_decile": 3,
+                           "engagement_segment": "low", "engagement_status": "browsing_only", "high_risk": 0,
+                           "value_engagement_quadrant": "low-value/disengaged"},
+                          {"customer_id": 2, "risk_tier": "high", "value_risk_quadrant": "high-value/high-risk",
+                           "rolling_propensity": 0.75, "monthly_premium": 120.0, "cltv": 12_960.0,
+                           "value_at_risk": 1080.0, "recency_days": 2.0, "sessions_30d": 0, "engagement_score": 0.62,
+                           "engagement_decile": 6, "engagement_segment": "high", "engagement_status": "active",
+                           "high_risk": 1, "value_engagement_quadrant": "high-value/engaged"}],
             "alerts": [{"customer_id": 2, "alert_time": 60_000, "rolling_propensity": 0.75}],
+            "inactivity": [{"customer_id": 1, "alert_time": 120_000, "inactive_days": 30.0}],
             "sessions": [{"session_start": 0, "duration_seconds": 30}],
             "dead_letters": [{"reason": "malformed_json"}]}
-    return [(p, P.python_rows(p, docs[p.index])) for p in P.PANELS]
+    return [(d, [(p, P.python_rows(p, docs[p.index])) for p in d.panels]) for d in P.DASHBOARDS]
 
 
 def test_report_page_is_self_contained_and_has_every_panel():
     html = report.page(literal_results(), "unit")
-    for p in P.PANELS:
-        assert f'id="panel-{p.id}"' in html
+    # One titled section per dashboard, in order, holding exactly its panels, in order.
+    sections = html.split('<section class="dashboard" ')[1:]
+    assert len(sections) == len(P.DASHBOARDS)
+    for d, section in zip(P.DASHBOARDS, sections):
+        assert section.startswith(f'id="dashboard-{d.id}" data-dashboard="{d.id}"><h2>{report.esc(d.title)}</h2>')
+        assert re.findall(r'data-panel="([\w-]+)"', section) == [p.id for p in d.panels]
+        assert f'href="#dashboard-{d.id}"' in html
+    assert re.findall(r'data-kind="(\w+)"', html) == [p.chart for p in P.PANELS]     # none empty
     assert len(re.findall(r"<svg ", html)) >= sum(p.chart not in ("metric", "table") for p in P.PANELS)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "external resource in the report"
     assert "<script src" not in html and "@import" not in html
@@ -436,16 +566,19 @@ def test_kibana_client_imports_everything_in_one_request_and_sets_the_default_da
     objects = saved_objects.build(Settings())
     for _ in range(2):
         resp = kb.import_ndjson(saved_objects.to_ndjson(objects))
-        assert resp["success"] and resp["successCount"] == len(INDICES) + len(P.PANELS) + 1
+        assert resp["success"] and resp["successCount"] == len(INDICES) + len(P.PANELS) + len(P.DASHBOARDS)
     assert set(fake_kibana.objects) == {(o["type"], o["id"]) for o in objects}
     assert kb.ensure_default_data_view(saved_objects.data_view_id("enriched"))
     assert not kb.ensure_default_data_view(saved_objects.data_view_id("alerts"))   # already set: kept
     assert fake_kibana.default_index == saved_objects.data_view_id("enriched")
     assert all(h.get("kbn-xsrf") and h.get("authorization") for m, _, h in fake_kibana.calls if m == "POST")
+    assert {i for t, i in fake_kibana.objects if t == "dashboard"} == \
+        {"churnstream-customer-churn", "churnstream-customer-value-engagement"}
     # A dashboard without its Lens objects is refused with the missing references, not half-imported.
-    fake_kibana.objects.clear()
-    with pytest.raises(UserError, match="missing_references"):
-        kb.import_ndjson(saved_objects.to_ndjson([saved_objects.dashboard()]))
+    for dash in P.DASHBOARDS:
+        fake_kibana.objects.clear()
+        with pytest.raises(UserError, match="missing_references"):
+            kb.import_ndjson(saved_objects.to_ndjson([saved_objects.dashboard(dash)]))
 
 
 @pytest.mark.integration
@@ -470,7 +603,7 @@ def test_install_is_idempotent_with_security_headers(stack, fake_kibana):
     secured = stack.with_(es_username="elastic", es_password="s3cret")   # local ES has security off
     for _ in range(2):
         summary = install(secured, kibana_url=fake_kibana.url, timeout=30)
-        assert summary["imported"] == len(INDICES) + len(P.PANELS) + 1
+        assert summary["imported"] == len(INDICES) + len(P.PANELS) + len(P.DASHBOARDS)
     assert len(summary["data_views"]) == len(INDICES)
     expected_auth = "Basic " + base64.b64encode(b"elastic:s3cret").decode()
     assert all(h.get("authorization") == expected_auth for _, _, h in fake_kibana.calls)
@@ -479,9 +612,10 @@ def test_install_is_idempotent_with_security_headers(stack, fake_kibana):
     assert {o["attributes"]["title"] for (t, _), o in objs.items() if t == "index-pattern"} == \
         {stack.index(n) for n in INDICES.values()}
     # The tests' own index prefix gets its own ids (kibana/saved_objects.py), as avro-churn- does.
-    assert ("dashboard", saved_objects.dashboard_id(stack)) in objs
+    ids = [saved_objects.dashboard_id(d, stack) for d in P.DASHBOARDS]
+    assert all(("dashboard", i) in objs for i in ids)
     assert fake_kibana.default_index == saved_objects.data_view_id("enriched", stack)
-    assert summary["dashboard"].endswith(saved_objects.dashboard_id(stack))
+    assert [u.rsplit("/", 1)[1] for u in summary["dashboards"]] == ids and summary["dashboard"] == summary["dashboards"][0]
 
 
 def test_install_cli_parses_and_skip_kibana_flag():
@@ -560,6 +694,8 @@ def test_report_renders_every_panel_in_chromium_without_console_errors(pipeline_
     assert status and status.groups() == ("yes", str(len(P.PANELS))), dom[-600:]
     kinds = dict(re.findall(r'data-panel="([\w-]+)" data-kind="(\w+)"', dom))
     assert kinds == {p.id: p.chart for p in P.PANELS}, kinds      # no empty or failed panel
+    titles = re.findall(r'<section class="dashboard" id="dashboard-([\w-]+)" data-dashboard="[\w-]+"><h2>([^<]*)</h2>', dom)
+    assert titles == [(d.id, report.esc(d.title)) for d in P.DASHBOARDS], titles
     png = tmp_path / "dashboard.png"
     assert chromium.screenshot(page, png) == []
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 10_000 < png.stat().st_size < 1_000_000
@@ -582,8 +718,10 @@ def test_another_index_prefix_gets_its_own_complete_set_of_saved_objects():
             assert (ref["type"], ref["id"]) in ids(avro), (o["id"], ref)
     titles = [o["attributes"]["title"] for o in avro if o["type"] == "index-pattern"]
     assert titles and all(t.startswith("avro-churn-") for t in titles)
-    dash = next(o for o in avro if o["type"] == "dashboard")
-    assert dash["id"] == saved_objects.dashboard_id(Settings(index_prefix="avro-churn-")) == "churnstream-avro-churn-customer-churn"
-    assert dash["attributes"]["title"].endswith("(avro-churn-*)")
+    dashes = [o for o in avro if o["type"] == "dashboard"]
+    assert [d["id"] for d in dashes] == [saved_objects.dashboard_id(d, Settings(index_prefix="avro-churn-"))
+                                         for d in P.DASHBOARDS] == \
+        ["churnstream-avro-churn-customer-churn", "churnstream-avro-churn-customer-value-engagement"]
+    assert all(d["attributes"]["title"].endswith("(avro-churn-*)") for d in dashes)
     # The default set is the committed file, unchanged.
     assert saved_objects.to_ndjson(default) == saved_objects.NDJSON_PATH.read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """`churnstream kibana install|report|generate`.
 
-    churnstream kibana install [--kibana-url URL] [--skip-kibana]   # templates, data views, dashboard
+    churnstream kibana install [--kibana-url URL] [--skip-kibana]   # templates, data views, dashboards
     churnstream kibana report --out report.html [--screenshot docs/dashboard.png]
     churnstream kibana generate                                      # rewrite kibana/saved_objects.ndjson
 """
@@ -23,7 +23,8 @@ def install(args, settings) -> int:
     else:
         print(f"data views: {', '.join(summary['data_views'])}")
         print(f"saved objects imported: {summary['imported']}")
-        print(f"dashboard: {summary['dashboard']}")
+        for url in summary["dashboards"]:
+            print(f"dashboard: {url}")
     return 0
 
 
