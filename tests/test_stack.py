@@ -185,7 +185,8 @@ def test_missing_topics_fail_fast_with_the_fix(stack):
     assert (r.returncode, r.stdout, r.stderr) == (2, "", (
         f"error: Kafka at {stack.kafka_bootstrap} has no topic nowhere-customer_activity, nowhere-customer_details, "
         "nowhere-customer_offers, nowhere-churn_dead_letter, nowhere-churn_enriched, nowhere-churn_segments, "
-        "nowhere-churn_customers, nowhere-churn_alerts, nowhere-churn_sessions, nowhere-churn_index_dead_letter; "
+        "nowhere-churn_customers, nowhere-churn_alerts, nowhere-churn_inactivity, nowhere-churn_sessions, "
+            "nowhere-churn_index_dead_letter; "
         "create the project's topics with 'churnstream topics' "
         "(same CHURNSTREAM_TOPIC_PREFIX) and run again.\n"))
 
