@@ -12,6 +12,7 @@ import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 from datetime import datetime, timezone
 
 from flink_jobs.options import JobOptions
@@ -59,18 +60,44 @@ def risk_tier(p: float) -> str:
     return tiers.labels[0]
 
 
-def _int_text(v) -> int | None:
-    """JSON scalar -> int the way the job reads it (TRY_CAST of its text)."""
-    if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
+def value_text(v) -> str | None:
+    """The text the job's JSON_VALUE (parse_activity) gives for a JSON value read with
+    ``activity_json``: a number as Java's BigDecimal writes it (1E+16, 0.010, no negative zero),
+    a boolean in lower case, NULL for null, an object or an array."""
+    if v is None or isinstance(v, (dict, list)):
         return None
-    if isinstance(v, int):
-        return v if -2**31 <= v < 2**31 else None
-    text = str(v).strip()
-    try:
-        n = int(text)
-    except ValueError:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Decimal):
+        return str(abs(v) if v.is_zero() else v)
+    return str(v)
+
+
+def cast_integer(text: str | None, bits: int) -> int | None:
+    """TRY_CAST(text AS INT) (bits 32) or AS BIGINT (64) as Flink 2.3 does it: spaces (only) trimmed,
+    an optional sign, ASCII digits and a fraction after '.' that is dropped ('7.9' is 7, '.' is 0);
+    anything else, or a value out of range, is NULL."""
+    if text is None:
         return None
-    return n if -2**31 <= n < 2**31 else None
+    t = text.strip(" ")
+    sign = -1 if t[:1] == "-" else 1
+    if t[:1] in ("+", "-"):
+        t = t[1:]
+        if not t:
+            return None
+    if not t:
+        return None
+    whole, _, fraction = t.partition(".")
+    if not all("0" <= c <= "9" for c in whole + fraction):
+        return None
+    n = sign * int(whole or "0")
+    return n if -2 ** (bits - 1) <= n < 2 ** (bits - 1) else None
+
+
+def activity_json(text: str):
+    """An activity payload parsed so that a number keeps its written form (Decimal), as the job's
+    parser does; NaN and Infinity are not JSON."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
 
 
 def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: JobOptions) -> str | None:
@@ -85,42 +112,44 @@ def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: 
     except UnicodeDecodeError:
         return "invalid_utf8"
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = activity_json(text)
     except ValueError:
         return "malformed_json"
     if not isinstance(doc, dict):
         return "malformed_json"
-    if not doc.get("activity_id") and doc.get("activity_id") != 0:
+    if not value_text(doc.get("activity_id")):
         return "missing_activity_id"
-    if doc.get("customer_id") is None:
+    cid_text = value_text(doc.get("customer_id"))
+    if cid_text is None:
         return "missing_customer_id"
-    cid = _int_text(doc["customer_id"])
-    if cid is None:
+    if cast_integer(cid_text, 32) is None:
         return "customer_id_not_integer"
     if key is None:
         return "missing_key"
-    if key.decode("utf-8", errors="replace") != _scalar_text(doc["customer_id"]):
+    if key.decode("utf-8", errors="replace") != cid_text:
         return "key_mismatch"
-    if doc.get("offer_id") is not None and _int_text(doc["offer_id"]) is None:
+    offer_text = value_text(doc.get("offer_id"))
+    if offer_text is not None and cast_integer(offer_text, 32) is None:
         return "offer_id_not_integer"
-    if doc.get("activity_type") not in ACTIVITY_TYPES:
+    if value_text(doc.get("activity_type")) not in ACTIVITY_TYPES:
         return "unknown_activity_type"
-    if doc.get("channel") not in CHANNELS:
+    if value_text(doc.get("channel")) not in CHANNELS:
         return "unknown_channel"
-    p = doc.get("propensity_to_churn")
+    p = value_text(doc.get("propensity_to_churn"))
     if p is None:
         return "missing_propensity"
     try:
-        pf = float(p) if not isinstance(p, bool) else None
-    except (TypeError, ValueError):
+        pf = float(p) if "_" not in p else None     # Python's float() also reads 1_000; Java's does not
+    except ValueError:
         pf = None
     if pf is None:
         return "propensity_not_a_number"
     if not (0 <= pf <= 1):
         return "propensity_out_of_range"
-    if doc.get("event_time") is None:
+    et_text = value_text(doc.get("event_time"))
+    if et_text is None:
         return "missing_event_time"
-    et = _int_text(doc["event_time"]) if not isinstance(doc["event_time"], int) else doc["event_time"]
+    et = cast_integer(et_text, 64)
     if et is None:
         return "event_time_not_integer"
     if abs(et - timestamp_ms) > opts.max_clock_skew_hours * HOUR_MS:
@@ -132,29 +161,15 @@ def _source_time(value: bytes | None, ts: int, opts: JobOptions) -> int:
     """An activity record's event time as the job's source computes it: the payload's event_time
     when it is an integer within the clock-skew bound of the Kafka timestamp, else that timestamp."""
     try:
-        doc = json.loads(value) if value else None
+        doc = activity_json(value) if value else None
     except ValueError:
         return ts
-    et = doc.get("event_time") if isinstance(doc, dict) else None
-    et = _int64_text(et)
+    et = cast_integer(value_text(doc.get("event_time")), 64) if isinstance(doc, dict) else None
     return et if et is not None and abs(et - ts) <= opts.max_clock_skew_hours * HOUR_MS else ts
-
-
-def _int64_text(v) -> int | None:
-    if isinstance(v, bool) or v is None or isinstance(v, (dict, list, float)):
-        return None
-    try:
-        return int(str(v).strip())
-    except ValueError:
-        return None
 
 
 def _reject_constant(name):
     raise ValueError(name)
-
-
-def _scalar_text(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v)
 
 
 @dataclass
@@ -218,8 +233,8 @@ def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[
             if reason:
                 dead.append({"reason": reason, "payload": value.decode("utf-8", errors="replace")})
             else:
-                doc = json.loads(value)
-                aid = _scalar_text(doc["activity_id"])
+                doc = activity_json(value)
+                aid = value_text(doc["activity_id"])
                 if aid in seen:
                     dead.append({"reason": "duplicate_activity_id", "payload": value.decode("utf-8")})
                 else:
@@ -229,16 +244,17 @@ def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[
     enriched = {}
     events = []   # (event_time, activity_id, row) for the aggregates
     for key, a in activities:
-        t = _int_text(a["event_time"]) if not isinstance(a["event_time"], int) else a["event_time"]
-        cid = _int_text(a["customer_id"])
-        oid = _int_text(a.get("offer_id")) if a.get("offer_id") is not None else None
+        t = cast_integer(value_text(a["event_time"]), 64)
+        cid = cast_integer(value_text(a["customer_id"]), 32)
+        offer_text = value_text(a.get("offer_id"))
+        oid = cast_integer(offer_text, 32)
         c = customers.as_of(key, t)   # the job joins on the record key (checked equal to customer_id)
-        o = offers.as_of(None if a.get("offer_id") is None else _scalar_text(a["offer_id"]), t)
+        o = offers.as_of(offer_text, t)
         row = {
-            "activity_id": str(a["activity_id"]), "customer_id": cid, "offer_id": oid,
+            "activity_id": value_text(a["activity_id"]), "customer_id": cid, "offer_id": oid,
             "activity_type": a["activity_type"], "channel": a["channel"],
             "propensity_to_churn": float(a["propensity_to_churn"]),
-            "ip_hash": pseudonym(pii_key, a.get("ip_address")), "event_time": t,
+            "ip_hash": pseudonym(pii_key, value_text(a.get("ip_address"))), "event_time": t,
             "customer_known": c is not None, "email_hash": pseudonym(pii_key, c["email"]) if c else None,
             "gender": c["gender"] if c else "unknown", "income": c["income"] if c else None,
             "fico": c["fico"] if c else None, "years_active": c["years_active"] if c else None,

@@ -40,6 +40,15 @@ def activity(**over):
     (b"7", activity(propensity_to_churn="NaN"), "propensity_out_of_range"),
     (b"7", activity(event_time=...), "missing_event_time"),
     (b"7", activity(event_time="soon"), "event_time_not_integer"),
+    (b"7", activity(event_time=str(T)), None),                         # TRY_CAST(text AS BIGINT) reads it
+    (b"7", activity(event_time=f" {T + 25 * 3_600_000} "), "event_time_out_of_range"),
+    (b"7", activity(event_time=T + 0.5), None),                        # the fraction is dropped, as in the job
+    (b"7", activity(event_time=1e16), "event_time_not_integer"),       # written 1E+16: not an integer text
+    (b"7.0", activity(customer_id=7.0), None),                         # the key must read like JSON_VALUE's text
+    (b"7", activity(customer_id=7.0), "key_mismatch"),
+    (b"7", activity(activity_id={"x": 1}), "missing_activity_id"),     # JSON_VALUE of an object is NULL
+    (b"7", activity(propensity_to_churn=[0.5]), "missing_propensity"),
+    (b"7", activity(propensity_to_churn="0_5"), "propensity_not_a_number"),
     (b"7", activity(event_time=T + 25 * 3_600_000), "event_time_out_of_range"),
     (b"7", activity(event_time=T - 48 * 3_600_000), "event_time_out_of_range"),
     (b"7", activity(propensity_to_churn=True), "propensity_not_a_number"),

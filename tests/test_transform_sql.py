@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from churnstream import expected as ex
 from flink_jobs.options import JobOptions
 from sqlharness import T0, Harness, activity_row, customer_row, offer_row
 
@@ -52,8 +53,10 @@ DLQ_CASES = [
     ("propensity_out_of_range", "1", act("d10c", 1, T0, "NaN")),
     ("missing_event_time", "1", act("d11", 1, ..., 0.5)),
     ("event_time_not_integer", "1", act("d12", 1, "soon", 0.5)),
+    ("event_time_not_integer", "1", act("d12b", 1, 1e16, 0.5)),      # JSON_VALUE writes it 1E+16
     ("event_time_out_of_range", "1", act("d13", 1, T0 + 48 * 3_600_000, 0.5)),
     ("event_time_out_of_range", "1", act("d13b", 1, T0 - 48 * 3_600_000, 0.5)),
+    ("event_time_out_of_range", "1", act("d13c", 1, str(T0 + 48 * 3_600_000), 0.5)),   # a string of digits
 ]
 
 # Re-sent c3-0 (below): an exact copy and a conflicting one. Only the first copy to arrive counts.
@@ -186,6 +189,11 @@ PAYLOADS = [
     '[{"activity_id": "in an array"}]', '"a string"', '42', 'null', '', '   ', '{', 'not json at all',
     '{"propensity_to_churn": 99999999999999999999.5, "event_time": 1767225600000.0}',
 ]
+# JSON values as the checks read them: JSON_VALUE's text, then TRY_CAST AS INT and AS BIGINT.
+NUMBERS = ["0.0000001", "1.5E3", "12.50", "-1.0", "1e16", "123456789012345678901234567890", "1E400", "1.0e-2",
+           "5e0", "-0.0", "-0", "7", "1767225600000.9", "true", "null", "[1]", '" 7 "', '" 7\\t"', '"\\t7"',
+           '"."', '"-"', '"+5"', '"1."', '"1.2.3"', '"\\u0663"', '"9223372036854775808"', '"2147483648"',
+           '"-9223372036854775808"', '"9223372036854775807.99"', '""', '"0x10"']
 FIELDS = ["activity_id", "customer_id", "offer_id", "activity_type", "channel", "propensity_to_churn",
           "ip_address", "event_time"]
 
@@ -318,3 +326,18 @@ def test_alert_once_per_upward_crossing(h):
 def test_sessions_split_beyond_exactly_thirty_minutes(h):
     rows = [r for r in h.rows("sessions", "customer_id", "events", "duration_seconds") if r[0] == 6]
     assert sorted(rows) == [(6, 1, 0), (6, 2, 1800)]
+
+
+def test_the_recomputation_reads_values_as_the_job_casts_them(h):
+    """churnstream/expected.py decides validity and ids from JSON_VALUE's text and Flink's TRY_CAST,
+    modelled in Python: both on the same JSON values."""
+    payloads = ['{"v": %s}' % n for n in NUMBERS]
+    literal = ", ".join("(" + "'" + p.replace("'", "''") + "')" for p in payloads)
+    got = [tuple(r) for r in h.t_env.execute_sql(
+        "SELECT JSON_VALUE(p, '$.v'), TRY_CAST(JSON_VALUE(p, '$.v') AS INT), "
+        f"TRY_CAST(JSON_VALUE(p, '$.v') AS BIGINT) FROM (VALUES {literal}) AS t (p)").collect()]
+    want = []
+    for p in payloads:
+        text = ex.value_text(ex.activity_json(p)["v"])
+        want.append((text, ex.cast_integer(text, 32), ex.cast_integer(text, 64)))
+    assert got == want
