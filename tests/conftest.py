@@ -70,8 +70,8 @@ def cluster(tmp_path_factory):
     props, jvm_args = compose_flink()
     # The addresses are this machine's; the job sets its own checkpoint folder. Everything else
     # (memory sizes, slots) is what the compose cluster gets.
-    props = {k: v for k, v in props.items() if k not in ("jobmanager.rpc.address", "state.checkpoints.dir",
-                                                         "state.savepoints.dir")}
+    props = {k: v for k, v in props.items() if k not in ("jobmanager.rpc.address", "execution.checkpointing.dir",
+                                                         "execution.checkpointing.savepoint-dir")}
     rest_port, rpc_port = _free_ports(2)
     c = FlinkSessionCluster(tmp_path_factory.mktemp("flink-session"), rest_port, rpc_port, props, jvm_args)
     try:
