@@ -308,6 +308,16 @@ def _per_customer(events):
     return by_customer
 
 
+def _with_rolling(evs, n: int):
+    """One customer's events in event-time order, each with the rolling propensity over its last
+    ``n`` events and how many that is (step 5's OVER window)."""
+    window: list[float] = []
+    for e in evs:
+        window.append(e["propensity_to_churn"])
+        recent = window[-n:]
+        yield e, math.fsum(recent) / len(recent), len(recent)
+
+
 def _customers(events, opts: JobOptions, threshold_changes=()):
     state, alerts = {}, {}
     n = opts.rolling_events
@@ -323,11 +333,7 @@ def _customers(events, opts: JobOptions, threshold_changes=()):
 
     for cid, evs in _per_customer(events).items():
         prev = prev_th = None
-        window: list[float] = []
-        for e in evs:
-            window.append(e["propensity_to_churn"])
-            recent = window[-n:]
-            rolling = math.fsum(recent) / len(recent)
+        for e, rolling, recent_events in _with_rolling(evs, n):
             th = threshold(e["event_time"])
             # The pattern's A is judged with the threshold in force when A was matched, B with B's.
             if prev is not None and prev < prev_th and th <= rolling:
@@ -340,7 +346,7 @@ def _customers(events, opts: JobOptions, threshold_changes=()):
         risk = "high-risk" if rolling >= catalog.HIGH_RISK_PROPENSITY else "low-risk"
         state[str(cid)] = {"customer_id": cid, "last_activity_id": last["activity_id"],
                            "last_activity_type": last["activity_type"], "last_activity_time": last["event_time"],
-                           "rolling_propensity": rolling, "recent_events": len(window[-n:]),
+                           "rolling_propensity": rolling, "recent_events": recent_events,
                            "risk_tier": risk_tier(rolling), "value_risk_quadrant": f"{value}/{risk}"}
     return state, alerts
 
@@ -464,14 +470,10 @@ def _engagement(events, opts: JobOptions, state: dict[str, dict], newest_any: in
     n = opts.rolling_events
     for cid, evs in _per_customer(events).items():
         tl = _Timeline(opts)
-        window_p: list[float] = []
-        for e in evs:
-            t = e["event_time"]
-            if tl.last is not None and t - tl.last["event_time"] >= gap:
+        for e, rolling, _ in _with_rolling(evs, n):
+            if tl.last is not None and e["event_time"] - tl.last["event_time"] >= gap:
                 alerts.update(_inactivity_alert(cid, tl, tl.last["event_time"] + gap, opts))
-            window_p.append(e["propensity_to_churn"])
-            recent = window_p[-n:]
-            tl.add(e, math.fsum(recent) / len(recent))
+            tl.add(e, rolling)
         last = tl.last["event_time"]
         fired = [(last // interval + 1) * interval] + [t for t in _timers(last, gap, window, refresh) if t <= end]
         if last + gap <= end:

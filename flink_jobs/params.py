@@ -97,7 +97,7 @@ def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None) -> 
     })
     for name in ("window_size_seconds", "window_slide_seconds", "alert_threshold", "session_gap_minutes",
                  "out_of_orderness_seconds",
-                 "max_clock_skew_hours", "max_payload_chars", "customer_state_interval_seconds"):
+                 "max_clock_skew_hours", "max_payload_chars"):
         p[name] = getattr(opts, name)
     results = {f"topic_{k}": v for k, v in catalog.result_topics(settings).items()}
     clash = results.keys() & p.keys()
