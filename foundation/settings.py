@@ -95,11 +95,13 @@ class Settings:
     pii_hash_key: str = field(default="", metadata=SECRET)     # keyed hash for email/IP; random per run if empty
     checkpoint_interval_ms: int = 10_000
     parallelism: int = 1
-    # The local mini-cluster's JVM heap (-Xmx). Without a cap the JVM takes a quarter of the machine's
-    # memory and grows into it (4.1 GB RSS for a 1M-event run on 24 GiB) before it collects. 1200m
-    # with the parallel collector: 1.99 GB RSS and no more CPU than uncapped; 1g costs 30% more CPU
-    # in collections (README, Benchmarks).
-    flink_heap: str = "1200m"
+    # The local mini-cluster's JVM heap (-Xmx), parallel collector. Without a cap the JVM takes a
+    # quarter of the machine's memory and grows into it (4.1 GB RSS for a 1M-event run on 24 GiB)
+    # before it collects. The state must fit with room to spare: it grows with the activity ids of
+    # the deduplication horizon (10 min), ~600 bytes of heap per id (two states of one entry each).
+    # A steady 5k events/s holds ~3M ids, ~1.9 GB live: 1200m fell behind at minute 5 of the soak
+    # (old generation full, 152 full collections in 8 minutes), 3g at minute 11 (README, Benchmarks).
+    flink_heap: str = "4g"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
