@@ -125,7 +125,7 @@ def throughput(settings: Settings, kind: str, events: int, mon=None, small_event
     net = timings["large"] - timings["small"]
     # A large run no longer than the small one (tiny sizes, noise) gives no figure rather than a silly one.
     rps = round((events - small_events) / net) if net > 0 and events > small_events else None
-    out = {"events": events, "wall_s": round(timings["large"], 1), "startup_s": round(timings["small"], 1),
+    out = {"events": events, "small_events": small_events, "wall_s": round(timings["large"], 1), "startup_s": round(timings["small"], 1),
            "records_per_s": rps, "procs": procs["large"], "procs_small": procs["small"]}
     if profile_to is not None:
         from bench import profile
