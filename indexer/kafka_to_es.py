@@ -44,6 +44,7 @@ from foundation.settings import Settings
 log = logging.getLogger("churnstream.indexer")
 
 OUTAGE_LOG_EVERY_S = 10.0
+POLL_SLICE_S = 0.05
 GONE = 404        # a delete of a document that is not there: the goal is reached
 STALE = 409       # a write older than the document in the index: refused, correctly
 
@@ -71,6 +72,16 @@ class IndexerTotals:
 
     def done(self) -> int:
         return self.indexed + self.deleted + self.stale + self.dead_lettered
+
+
+def poll_timeout(batch_wait_s: float, waited_s: float | None) -> float:
+    """How long the next consume() may wait, the batch having waited `waited_s` since its first record
+    (None: no batch open). consume() returns only at its whole count or its whole timeout, so it is
+    called in slices of POLL_SLICE_S: a record is seen within a slice of its arrival, and its batch
+    leaves batch_wait_s after that (with one batch_wait_s-long call it left up to twice that later:
+    at 5k msg/s the pass-through's documents became visible at p50 0.32 s instead of 0.23 s)."""
+    left = batch_wait_s if waited_s is None else batch_wait_s - waited_s
+    return max(0.0, min(POLL_SLICE_S, left))
 
 
 def bulk_operation(index: str, key: bytes, value: bytes | None, offset: int) -> bytes:
@@ -137,8 +148,9 @@ class Indexer:
         size, first_at = 0, 0.0
         try:
             while not self._stop.is_set():
+                waited = time.monotonic() - first_at if items else None
                 msgs = self.consumer.consume(num_messages=self.opts.batch_docs - len(items),
-                                             timeout=self.opts.batch_wait_s)
+                                             timeout=poll_timeout(self.opts.batch_wait_s, waited))
                 if self._revoked:   # a rebalance: what was read and not committed belongs to the new owner
                     items, size, self._revoked = [], 0, False
                 for msg in msgs:

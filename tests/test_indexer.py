@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from faultkit import indexer_process, messages_in_kafka
-from indexer.kafka_to_es import bulk_operation
+from indexer.kafka_to_es import POLL_SLICE_S, bulk_operation, poll_timeout
 
 
 def test_a_record_becomes_an_index_line_and_its_value_untouched():
@@ -30,6 +30,16 @@ def test_a_record_becomes_an_index_line_and_its_value_untouched():
 def test_a_tombstone_becomes_a_delete_with_the_same_version_rule():
     assert bulk_operation("churn-customers", b"42", None, 41) == (
         b'{"delete":{"_index":"churn-customers","_id":"42","version":42,"version_type":"external"}}\n')
+
+
+def test_kafka_is_polled_in_slices_so_a_batch_leaves_its_wait_after_its_first_record():
+    assert POLL_SLICE_S == 0.05
+    assert poll_timeout(0.2, None) == 0.05          # no batch open: one slice
+    assert poll_timeout(0.2, 0.0) == 0.05
+    assert poll_timeout(0.2, 0.17) == pytest.approx(0.03)   # only what is left of the wait
+    assert poll_timeout(0.2, 0.25) == 0.0           # overdue: take what is there and write
+    assert poll_timeout(0.01, None) == 0.01         # a wait shorter than a slice
+    assert poll_timeout(0.0, None) == 0.0           # --batch-wait-ms 0: never wait
 
 
 def test_index_options_are_checked(capsys):
