@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,6 +142,10 @@ def main(argv=None) -> int:
         args.latency_warmup = min(args.latency_warmup, 2)
     repeat = args.repeat or (1 if args.smoke else 3)
     configure_logs()
+    # SIGTERM (kill, a CI timeout) unwinds like Ctrl-C, through the finally blocks: the indexer child
+    # is stopped, the unbounded job cancelled and the run's topics and indices deleted. Without
+    # this, a killed soak left its `churnstream index` polling and its topics on disk.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     from bench import es_bench, generator_bench, job_bench
     from bench.procs import ProcMonitor
@@ -162,7 +167,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     t_all = time.monotonic()
     if args.soak is not None:
-        return _soak_only(args, base, tag, mon, command)
+        return _soak_only(args, base, tag, mon, command, results["environment"])
 
     def s_for(what: str, i: int):
         return base.with_(topic_prefix=f"{tag}-{what}{i}-", index_prefix=f"{tag}-{what}{i}-")
@@ -232,7 +237,11 @@ def latency_figures(job_bench, s_for, mon, args, repeat: int) -> dict:
     return out
 
 
-def _soak_only(args, base, tag, mon, command: str) -> int:
+def _exit_on_sigterm(signum, frame):   # noqa: ARG001
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def _soak_only(args, base, tag, mon, command: str, env: dict) -> int:
     """The soak alone; its figures join the suite's last results.json and RESULTS.md."""
     from bench import soak
 
@@ -241,7 +250,6 @@ def _soak_only(args, base, tag, mon, command: str) -> int:
         figures = soak.soak(base.with_(topic_prefix=f"{tag}-", index_prefix=f"{tag}-"), args.soak_rate, args.soak, mon)
     finally:
         _cleanup(base, tag)
-    env = environment()
     figures.update(flink_heap=env["flink_heap"], checkpoint_interval_ms=env["checkpoint_interval_ms"],
                    command=command.strip(), date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                    total_s=round(time.monotonic() - t0, 1), loadavg_at_end=[round(x, 2) for x in os.getloadavg()])
@@ -249,7 +257,7 @@ def _soak_only(args, base, tag, mon, command: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
     if results is None:
-        results = {"command": command.strip(), "date": figures["date"], "repeat": 1, "environment": environment()}
+        results = {"command": command.strip(), "date": figures["date"], "repeat": 1, "environment": env}
     results["soak"] = figures
     (out / "results.json").write_text(json.dumps(results, indent=2))
     # Alone (no suite run yet in this folder) the report is the soak section only.
@@ -486,30 +494,29 @@ def _throughput_section(tp: dict) -> list[str]:
              "| job | events | records/s | spread | vs ceiling | wall s | start+stop s | Flink JVM CPU µs/event "
              "| Flink JVM peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    us = {kind: spread([_flink_us_per_event(r) for r in tp[kind]["runs"]]) for kind in ("pipeline", "passthrough")}
+    rss = {kind: spread([_flink(r, "procs", "peak_rss_mb") for r in tp[kind]["runs"]])
+           for kind in ("pipeline", "passthrough")}
     for kind in ("pipeline", "passthrough"):
         t = tp[kind]
         m = t["records_per_s"]
         ratio = f"{m['median'] / ceiling:.2f}" if ceiling and m["median"] else "–"
-        us, rss = spread([_flink_us_per_event(r) for r in t["runs"]]), spread([_flink(r, "procs", "peak_rss_mb")
-                                                                              for r in t["runs"]])
         lines.append(f"| {kind}{' (ceiling)' if kind == 'passthrough' else ''} | {t['runs'][0]['events']} | "
                      f"{med(m)} | {rng(m)} | {ratio} | {med(t['wall_s'], 1)} | {med(t['startup_s'], 1)} | "
-                     f"{med(us)} | {med(rss)} |")
+                     f"{med(us[kind])} | {med(rss[kind])} |")
     lines += ["", "records/s = (events - 2000) / (wall time of the large run - wall time of a 2000-event run): "
               "job start and stop are netted out (– when the large run was not longer than the small one: sizes too "
               "small to measure). Flink JVM CPU per event is netted the same way: (CPU s of the large run - CPU s "
               "of the 2000-event run) / (events - 2000), so SQL planning and start-up are left out. The Flink JVM "
               "is PyFlink's, one per bench process: every job runs in it in turn, so a later run's peak RSS "
               "includes what the earlier ones left."]
-    p = tp["pipeline"]
-    rate, us = p["records_per_s"]["median"], spread([_flink_us_per_event(r) for r in p["runs"]])["median"]
-    rss = spread([_flink(r, "procs", "peak_rss_mb") for r in p["runs"]])["min"]
-    if rate and us is not None and rss is not None:
+    rate, p_us, p_rss = tp["pipeline"]["records_per_s"]["median"], us["pipeline"]["median"], rss["pipeline"]["min"]
+    if rate and p_us is not None and p_rss is not None:
         checks = [(f"≥ 15 000 records/s ({rate:,.0f})".replace(",", " "), rate >= 15_000),
                   (f"≥ 0.5× the pass-through ({rate / ceiling:.2f}×)" if ceiling else "≥ 0.5× the pass-through (–)",
                    bool(ceiling) and rate >= 0.5 * ceiling),
-                  (f"≤ 60 µs Flink JVM CPU per event ({us:.0f} µs)", us <= 60),
-                  (f"≤ 2 GB Flink JVM peak RSS ({rss / 1024:.2f} GB, the lowest run)", rss <= 2048)]
+                  (f"≤ 60 µs Flink JVM CPU per event ({p_us:.0f} µs)", p_us <= 60),
+                  (f"≤ 2 GB Flink JVM peak RSS ({p_rss / 1024:.2f} GB, the lowest run)", p_rss <= 2048)]
         lines += ["", "Targets (issue 18), pipeline with every index: " + "; ".join(
             f"{text}: {'met' if ok else 'not met'}" for text, ok in checks) + "."]
     return lines + [""]

@@ -83,8 +83,6 @@ def cast_integer(text: str | None, bits: int) -> int | None:
     sign = -1 if t[:1] == "-" else 1
     if t[:1] in ("+", "-"):
         t = t[1:]
-        if not t:
-            return None
     if not t:
         return None
     whole, _, fraction = t.partition(".")
@@ -100,22 +98,42 @@ def activity_json(text: str):
     return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
 
 
+def read_activity(key: bytes | None, value: bytes | None, timestamp_ms: int,
+                  opts: JobOptions) -> tuple[str | None, dict | None, int]:
+    """One activity record as the job reads it, its payload parsed once: the dead-letter reason (None:
+    valid), the payload (None unless a JSON object) and the event time the job's source gives it: the
+    payload's event_time when it is an integer within the clock-skew bound of the Kafka timestamp,
+    else that timestamp. Like the job, it parses the text as decoded with U+FFFD for invalid UTF-8."""
+    if not value:
+        return "empty_payload", None, timestamp_ms
+    text = value.decode("utf-8", errors="replace")
+    try:
+        doc = activity_json(text)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        doc = None
+    et = cast_integer(value_text(doc.get("event_time")), 64) if doc is not None else None
+    source_time = et if et is not None and abs(et - timestamp_ms) <= opts.max_clock_skew_hours * HOUR_MS \
+        else timestamp_ms
+    return _reason(key, value, text, doc, timestamp_ms, opts), doc, source_time
+
+
 def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: JobOptions) -> str | None:
     """The dead-letter reason for one activity record, or None if it is valid."""
-    if not value:
-        return "empty_payload"
-    text = value.decode("utf-8", errors="replace")
+    return read_activity(key, value, timestamp_ms, opts)[0]
+
+
+def _reason(key: bytes | None, value: bytes, text: str, doc: dict | None, timestamp_ms: int,
+            opts: JobOptions) -> str | None:
+    """transform.sql step 2's rules in its order; the first that fails names the reason."""
     if len(text) > opts.max_payload_chars:
         return "oversize_payload"
     try:
         value.decode("utf-8")
     except UnicodeDecodeError:
         return "invalid_utf8"
-    try:
-        doc = activity_json(text)
-    except ValueError:
-        return "malformed_json"
-    if not isinstance(doc, dict):
+    if doc is None:
         return "malformed_json"
     if not value_text(doc.get("activity_id")):
         return "missing_activity_id"
@@ -155,17 +173,6 @@ def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: 
     if abs(et - timestamp_ms) > opts.max_clock_skew_hours * HOUR_MS:
         return "event_time_out_of_range"
     return None
-
-
-def _source_time(value: bytes | None, ts: int, opts: JobOptions) -> int:
-    """An activity record's event time as the job's source computes it: the payload's event_time
-    when it is an integer within the clock-skew bound of the Kafka timestamp, else that timestamp."""
-    try:
-        doc = activity_json(value) if value else None
-    except ValueError:
-        return ts
-    et = cast_integer(value_text(doc.get("event_time")), 64) if isinstance(doc, dict) else None
-    return et if et is not None and abs(et - ts) <= opts.max_clock_skew_hours * HOUR_MS else ts
 
 
 def _reject_constant(name):
@@ -227,13 +234,11 @@ def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[
             doc = json.loads(value)
             offers.add(key.decode(), doc["updated_at"], doc)
         elif topic == catalog.ACTIVITY:
-            t = _source_time(value, ts, opts)
+            reason, doc, t = read_activity(key, value, ts, opts)
             newest_any = t if newest_any is None else max(newest_any, t)
-            reason = dlq_reason(key, value, ts, opts)
             if reason:
                 dead.append({"reason": reason, "payload": value.decode("utf-8", errors="replace")})
             else:
-                doc = activity_json(value)
                 aid = value_text(doc["activity_id"])
                 if aid in seen:
                     dead.append({"reason": "duplicate_activity_id", "payload": value.decode("utf-8")})

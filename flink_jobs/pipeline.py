@@ -108,13 +108,14 @@ def table_env(settings: Settings, streaming: bool = True, jars: JobJars | None =
     # Chained operators otherwise deep-copy every row they hand on (RowDataSerializer.copy was the
     # top frame of the job's task threads); the SQL runtime's operators never keep a row they emit.
     conf.set("pipeline.object-reuse", "true")
-    # Latency. Results wait for the watermark, which the sources emit every auto-watermark-interval
-    # (200 ms by default), and a network buffer that is not full leaves after buffer-timeout (100 ms):
-    # the rows a watermark releases end in a part-full buffer, one per exchange on the way to the
-    # sinks. 50 ms and 10 ms took the job's own latency (enriched topic write time - event time, at
-    # 5k msg/s, out-of-orderness 1 s) from p50 1.27 / p90 1.42 s to 1.08 / 1.19 s, with no change in
-    # throughput beyond the run-to-run spread (bench --only throughput: 19.5k vs 17.1-20.3k records/s).
-    conf.set("pipeline.auto-watermark-interval", "50 ms")
+    # Latency. A network buffer that is not full leaves after buffer-timeout (100 ms by default); the
+    # rows a watermark releases end in a part-full buffer, one per exchange on the way to the sinks.
+    # 10 ms took the job's own latency (enriched topic write time - event time, 5k msg/s,
+    # out-of-orderness 1 s) from p50 1.27 / p90 1.42 s to 1.18 / 1.38 s. Watermarks stay at Flink's
+    # 200 ms: at 50 ms the p50 was 1.08 s, but each time a key's timer fires the event-time temporal
+    # join visits every pending row of the key and sorts its versions, so the offers join (20 keys,
+    # ~1000 rows each within the out-of-orderness) took twice the CPU (JFR samples of its task
+    # thread in a 1M-event run: 317 -> 656 of ~5000, bench --profile).
     conf.set("execution.buffer-timeout.interval", "10 ms")
     conf.set("python.executable", sys.executable)
     conf.set("python.client.executable", sys.executable)

@@ -62,6 +62,20 @@ def test_dead_letter_reasons(key, value, reason):
     assert ex.dlq_reason(key, value, T, OPTS) == reason
 
 
+@pytest.mark.parametrize("value, source_time", [
+    (activity(event_time=T + 60_000), T + 60_000),                     # the payload's time
+    (activity(event_time=T + 25 * 3_600_000), T),                      # implausible: the Kafka timestamp
+    (activity(event_time="soon"), T),
+    (b"{broken", T),
+    (b"", T),
+    # Invalid UTF-8 is a dead letter, but the source reads the text with U+FFFD as the job's raw
+    # format decodes it, so its event time still moves the watermark.
+    (activity(activity_id="aX", event_time=T + 1).replace(b"aX", b"a\xe9"), T + 1),
+])
+def test_the_source_time_is_read_as_the_job_reads_it(value, source_time):
+    assert ex.read_activity(b"7", value, T, OPTS)[2] == source_time
+
+
 @pytest.mark.parametrize("p, tier", [(0.0, "low"), (0.2999, "low"), (0.3, "medium"), (0.6, "high"),
                                      (0.7999, "high"), (0.8, "critical"), (1.0, "critical")])
 def test_risk_tier_boundaries(p, tier):
