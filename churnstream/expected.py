@@ -114,9 +114,13 @@ def read_activity(key: bytes | None, value: bytes | None, timestamp_ms: int,
     if not isinstance(doc, dict):
         doc = None
     et = cast_integer(value_text(doc.get("event_time")), 64) if doc is not None else None
-    source_time = et if et is not None and abs(et - timestamp_ms) <= opts.max_clock_skew_hours * HOUR_MS \
-        else timestamp_ms
-    return _reason(key, value, text, doc, timestamp_ms, opts), doc, source_time
+    source_time = et if et is not None and _plausible(et, timestamp_ms, opts) else timestamp_ms
+    return _reason(key, value, text, doc, et, timestamp_ms, opts), doc, source_time
+
+
+def _plausible(event_time_ms: int, timestamp_ms: int, opts: JobOptions) -> bool:
+    """Within the clock-skew bound of the Kafka timestamp (the source's rowtime and step 2's check)."""
+    return abs(event_time_ms - timestamp_ms) <= opts.max_clock_skew_hours * HOUR_MS
 
 
 def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: JobOptions) -> str | None:
@@ -124,9 +128,10 @@ def dlq_reason(key: bytes | None, value: bytes | None, timestamp_ms: int, opts: 
     return read_activity(key, value, timestamp_ms, opts)[0]
 
 
-def _reason(key: bytes | None, value: bytes, text: str, doc: dict | None, timestamp_ms: int,
+def _reason(key: bytes | None, value: bytes, text: str, doc: dict | None, et: int | None, timestamp_ms: int,
             opts: JobOptions) -> str | None:
-    """transform.sql step 2's rules in its order; the first that fails names the reason."""
+    """transform.sql step 2's rules in its order; the first that fails names the reason (`et`: the
+    payload's event_time as TRY_CAST AS BIGINT reads it)."""
     if len(text) > opts.max_payload_chars:
         return "oversize_payload"
     try:
@@ -164,13 +169,11 @@ def _reason(key: bytes | None, value: bytes, text: str, doc: dict | None, timest
         return "propensity_not_a_number"
     if not (0 <= pf <= 1):
         return "propensity_out_of_range"
-    et_text = value_text(doc.get("event_time"))
-    if et_text is None:
+    if value_text(doc.get("event_time")) is None:
         return "missing_event_time"
-    et = cast_integer(et_text, 64)
     if et is None:
         return "event_time_not_integer"
-    if abs(et - timestamp_ms) > opts.max_clock_skew_hours * HOUR_MS:
+    if not _plausible(et, timestamp_ms, opts):
         return "event_time_out_of_range"
     return None
 
