@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +16,9 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 # Chromium logs every console message of the page (log, warning, error, uncaught exception) as
 # "[pid:tid:date:INFO:CONSOLE(line)] "message", source: url (line)" on stderr with these flags.
 CONSOLE = re.compile(r":CONSOLE[:(]\d*\)?\]\s*(.*)")
+# The width the report is laid out for (its charts are drawn at their panels' size at this width).
+WIDTH = 1400
+DEBIAN_PACKAGE = "chromium"
 
 
 def find_chromium() -> str | None:
@@ -23,6 +27,33 @@ def find_chromium() -> str | None:
         if path:
             return path
     return None
+
+
+def ensure_chromium() -> str:
+    """Chromium's path, installing Debian's package first when there is none (root and apt-get
+    needed). Raises RuntimeError saying what failed, never returns without a browser."""
+    found = find_chromium()
+    if found:
+        return found
+    if not shutil.which("apt-get"):
+        raise RuntimeError(f"no Chromium and no apt-get to install it: install Chromium ({' or '.join(CANDIDATES)})")
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise RuntimeError(f"no Chromium; installing it needs root: sudo apt-get install -y {DEBIAN_PACKAGE}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    steps = (["apt-get", "update", "-qq"],
+             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", DEBIAN_PACKAGE])
+    for cmd in steps:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"'{' '.join(cmd)}' did not finish within 20 minutes") from None
+        if proc.returncode != 0:
+            raise RuntimeError(f"'{' '.join(cmd)}' failed with exit code {proc.returncode}:\n"
+                               f"{(proc.stdout + proc.stderr)[-1500:]}")
+    found = find_chromium()
+    if not found:
+        raise RuntimeError(f"apt-get installed '{DEBIAN_PACKAGE}' but no {' / '.join(CANDIDATES)} is on PATH")
+    return found
 
 
 def run(target: Path | str, *args: str, timeout: float = 90.0) -> tuple[str, list[str]]:
@@ -40,14 +71,26 @@ def run(target: Path | str, *args: str, timeout: float = 90.0) -> tuple[str, lis
     return proc.stdout, console
 
 
-def dump_dom(target: Path | str) -> tuple[str, list[str]]:
-    """The DOM after the page's scripts ran, and the console messages."""
-    return run(target, "--dump-dom")
+def dump_dom(target: Path | str, width: int = WIDTH, height: int = 1000) -> tuple[str, list[str]]:
+    """The DOM after the page's scripts ran (laid out in a window of that size), and the console
+    messages."""
+    return run(target, f"--window-size={width},{height}", "--dump-dom")
 
 
-def screenshot(target: Path | str, png: Path, width: int = 1400, height: int = 2400) -> list[str]:
+def page_height(target: Path | str, width: int = WIDTH) -> int:
+    """The height of the whole page laid out at ``width`` (the report writes it into its DOM)."""
+    dom, _ = dump_dom(target, width)
+    m = re.search(r'data-page-height="(\d+)"', dom)
+    if not m:
+        raise RuntimeError("the page did not report its height (data-page-height)")
+    return int(m.group(1))
+
+
+def screenshot(target: Path | str, png: Path, width: int = WIDTH, height: int | None = None) -> list[str]:
+    """A PNG of the page at ``width``; the whole page when ``height`` is not given."""
     png = Path(png).resolve()
     png.parent.mkdir(parents=True, exist_ok=True)
+    height = height or page_height(target, width)
     _, console = run(target, f"--screenshot={png}", f"--window-size={width},{height}")
     if not png.exists():
         raise RuntimeError(f"chromium wrote no screenshot to {png}")

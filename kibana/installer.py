@@ -9,6 +9,11 @@
    exists), and makes the enriched data view the default one unless one is set
    (``POST /api/data_views/default`` with ``force: false``).
 
+The ids Kibana gave the objects come from the import response: an entry of ``successResults`` has a
+``destinationId`` when Kibana stored the object under another id than the one in the file (a copy
+made for a conflict, e.g. the id taken in another space). The printed dashboard links and the
+default data view use that id (``imported_id``), else the one sent.
+
 Kibana 9 HTTP API as used here: every call sends ``kbn-xsrf`` (required on POST) and the
 credentials. ``/api/status`` answers 200 unless Kibana's core is unavailable (503); without
 credentials (or when anonymous status is off) it answers only ``status.overall.level``; with them
@@ -161,6 +166,23 @@ class Kibana:
         return status == 200
 
 
+def imported_id(import_response: dict, obj_type: str, obj_id: str) -> str:
+    """The id an object sent as ``obj_type``/``obj_id`` has in Kibana after the import that answered
+    ``import_response``: its ``destinationId`` when Kibana re-id'd it, else its own."""
+    for r in import_response.get("successResults") or []:
+        if r.get("type") == obj_type and r.get("id") == obj_id:
+            return r.get("destinationId") or obj_id
+    return obj_id
+
+
+def dashboard_links(kibana_url: str, import_response: dict, settings: Settings | None = None) -> list[str]:
+    """Each dashboard's link, by the id Kibana stored it under."""
+    base = kibana_url.rstrip("/")
+    return [f"{base}/app/dashboards#/view/"
+            f"{imported_id(import_response, 'dashboard', saved_objects.dashboard_id(d, settings))}"
+            for d in DASHBOARDS]
+
+
 def install(settings: Settings, kibana_url: str | None = None, skip_kibana: bool = False,
             timeout: float = 300.0, **index_overrides) -> dict:
     """Everything, idempotently. Returns a summary (for the CLI and tests)."""
@@ -181,9 +203,9 @@ def install(settings: Settings, kibana_url: str | None = None, skip_kibana: bool
     resp = kb.import_ndjson(saved_objects.to_ndjson(objects))
     summary["data_views"] = [o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"]
     summary["imported"] = resp.get("successCount", 0)
-    summary["default_data_view"] = kb.ensure_default_data_view(saved_objects.data_view_id("enriched", settings))
-    summary["dashboards"] = [f"{kb.url}/app/dashboards#/view/{saved_objects.dashboard_id(d, settings)}"
-                             for d in DASHBOARDS]
+    summary["default_data_view"] = kb.ensure_default_data_view(
+        imported_id(resp, "index-pattern", saved_objects.data_view_id("enriched", settings)))
+    summary["dashboards"] = dashboard_links(kb.url, resp, settings)
     summary["dashboard"] = summary["dashboards"][0]     # the first one, for callers that show one link
     log.info("kibana: %d data views, %d objects imported; dashboards: %s", len(summary["data_views"]),
              summary["imported"], ", ".join(summary["dashboards"]))

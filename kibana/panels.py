@@ -25,6 +25,15 @@ tables). "Customer value & engagement" reads the customers index, so its average
 customer (the sum of the 0/1 ``high_risk`` counts customers, its average is their share), and the
 inactivity alerts. PII: no panel uses ``email_hash`` or ``ip_hash`` (tests check it); customers are
 shown by their numeric ``customer_id`` only.
+
+Time: a dashboard has a time range (the last hour by default). ``DATA_VIEW_TIME_FIELDS`` gives each
+index's data view time field, and ``time_fields`` the fields Kibana filters a panel by (as Lens does:
+its date-histogram fields, else its data view's time field, else none). Event indices (activities,
+windows, alerts, sessions, dead letters) keep their event time, so a panel answers "in the time
+range". The customers index is current state, one document per customer, and has none: its panels
+always count every customer, whatever the time range (a customer silent for an hour is exactly the
+one "Engagement status" and "At-risk customers to target" must show). ``es_query`` and
+``python_rows`` take an optional time range to mean the same filter.
 """
 
 from __future__ import annotations
@@ -123,6 +132,15 @@ def _per_minute(field, label="per minute"):
 
 
 E, S, C, A, IN, SE, DL = "enriched", "segments", "customers", "alerts", "inactivity", "sessions", "dead_letters"
+
+# Indices that hold the current state of something (one document per customer, updated in place)
+# rather than events. Their data view has no time field: the dashboard's time picker would
+# otherwise keep only the customers whose last activity falls in the range, so "Risk tier
+# distribution" would count recent customers only and "Engagement status" could never show
+# not_active. Every other index is a stream of events and keeps its event time.
+CURRENT_STATE_INDICES = frozenset({C})
+DATA_VIEW_TIME_FIELDS: dict[str, str | None] = {
+    key: None if key in CURRENT_STATE_INDICES else index.time_field for key, index in catalog.INDEX.items()}
 
 CHURN_PANELS: tuple[Panel, ...] = (
     # --- headline numbers -----------------------------------------------------------------------
@@ -298,11 +316,30 @@ def _order(panel: Panel, b: Bucket):
     return [{"_count" if first.op == "count" else "m0": "desc"}, {"_key": "asc"}]
 
 
-def es_query(panel: Panel) -> dict:
-    """The search body (size 0) whose aggregations are the panel."""
+def time_fields(panel: Panel) -> tuple[str, ...]:
+    """The fields a dashboard's time range filters this panel on, as Kibana decides: Lens hands its
+    date-histogram fields to the search as the time fields, and the search falls back to the data
+    view's time field when there are none; no time field at all means no time filter."""
+    histograms = tuple(dict.fromkeys(b.field for b in panel.buckets if b.kind == "date_histogram"))
+    if histograms:
+        return histograms
+    default = DATA_VIEW_TIME_FIELDS[panel.index]
+    return (default,) if default else ()
+
+
+TimeRange = tuple[int, int]   # (from, to) in epoch milliseconds, both included, as Kibana's range filter
+
+
+def es_query(panel: Panel, time_range: TimeRange | None = None) -> dict:
+    """The search body (size 0) whose aggregations are the panel; with ``time_range``, what the panel
+    asks on a dashboard showing that range."""
     body: dict = {"size": 0, "track_total_hits": True}
-    if panel.filter:
-        body["query"] = {"bool": {"filter": [{"term": {f: v}} for f, v in panel.filter]}}
+    filters = [{"term": {f: v}} for f, v in panel.filter]
+    if time_range is not None:
+        filters += [{"range": {f: {"gte": time_range[0], "lte": time_range[1], "format": "epoch_millis"}}}
+                    for f in time_fields(panel)]
+    if filters:
+        body["query"] = {"bool": {"filter": filters}}
     metrics = _metric_aggs(panel)
     aggs = dict(metrics)
     # Build from the innermost level out; every level carries the metrics so any level can be
@@ -348,9 +385,9 @@ def es_rows(panel: Panel, response: dict) -> list[tuple]:
     return rows
 
 
-def run(es, index: str, panel: Panel) -> list[tuple]:
+def run(es, index: str, panel: Panel, time_range: TimeRange | None = None) -> list[tuple]:
     """Run the panel's aggregation on ``index`` and return its rows (no index yet -> no rows)."""
-    return es_rows(panel, es.search(index=index, body=es_query(panel), ignore_unavailable=True))
+    return es_rows(panel, es.search(index=index, body=es_query(panel, time_range), ignore_unavailable=True))
 
 
 # --- (c) the same answer in plain Python ---------------------------------------------------------------
@@ -380,9 +417,12 @@ def _key(b: Bucket, doc: dict):
     return int(v) if isinstance(v, bool) else v
 
 
-def python_rows(panel: Panel, docs) -> list[tuple]:
+def python_rows(panel: Panel, docs, time_range: TimeRange | None = None) -> list[tuple]:
     """The panel's rows computed from plain documents (dicts; dates as epoch milliseconds)."""
     docs = [d for d in docs if all(d.get(f) == v for f, v in panel.filter)]   # values typed as the field (tests check)
+    if time_range is not None:
+        lo, hi = time_range
+        docs = [d for d in docs if all(d.get(f) is not None and lo <= d[f] <= hi for f in time_fields(panel))]
     if not panel.buckets:
         return [tuple(_metric(m, docs) for m in panel.metrics)]
     rows: list[tuple] = []

@@ -6,20 +6,27 @@ export (``Stack Management -> Saved objects -> Export``) and reads back with ``_
 * every object carries ``coreMigrationVersion`` ``8.8.0`` (core's last document migration; 9.x
   exports still write it), ``typeMigrationVersion`` (the version of the object's own format) and
   ``managed: false``. The 7.x ``migrationVersion`` map is gone. Kibana migrates an object whose
-  ``typeMigrationVersion`` is older than its own on import, and refuses one that is newer, so each
-  value below is the newest one that a Kibana 9.2 surely knows for that type:
-  ``index-pattern`` 8.0.0 (its last migration, the 8.0.0 multi-namespace conversion), ``lens``
-  8.9.0 (the last of Lens' document migrations; the objects carry no ``version`` attribute, which
-  is the pre-model-version Lens shape Kibana still accepts on create), ``dashboard`` 10.3.0
-  (model version 3, the collapsible-sections schema of 9.1; model version N is written 10.N.0);
-* data views (type ``index-pattern``) with ``name``, the time field, empty ``fields`` and
-  ``allowNoIndex`` (Kibana fetches the fields when the view is opened, so the views can be
-  imported before any index exists);
+  ``typeMigrationVersion`` is older than its own on import, and refuses one that is newer ("belongs
+  to a more recent version"), so each value below is one that every Kibana 9.x knows, 9.0.0
+  included: ``index-pattern`` 8.0.0 (its last migration, the 8.0.0 multi-namespace conversion; no
+  model versions), ``lens`` 8.9.0 (the last of Lens' document migrations; the objects carry no
+  ``version`` attribute, which is the pre-model-version Lens shape Kibana still accepts on
+  create), ``dashboard`` 10.2.0 (model version 2, in since 8.14; model version N is written
+  10.N.0). Model version 3 of the dashboard (collapsible ``sections``) came with 9.1: a 9.0 Kibana
+  refuses 10.3.0, and a newer one migrates 10.2.0 up by itself (its changes only add mappings);
+* data views (type ``index-pattern``) with ``name``, empty ``fields`` and ``allowNoIndex`` (Kibana
+  fetches the fields when the view is opened, so the views can be imported before any index
+  exists). An event index's view has its time field (``kibana.panels.DATA_VIEW_TIME_FIELDS``); the
+  customers view has none (``timeFieldName`` is optional), so the dashboards' time range does not
+  filter current state. ``customer_id`` has a number format without digit grouping
+  (``fieldFormatMap``): it is an identifier, 12345, not a quantity, 12,345. Lens' terms columns
+  take their format from the data view's field format;
 * Lens objects with the ``formBased`` datasource
   (``state.datasourceStates.formBased.layers.<layer id>.columns``), whose data view is the reference
   ``indexpattern-datasource-layer-<layer id>``; counts use the ``___records___`` pseudo field;
-  metric charts are ``lnsMetric`` with ``metricAccessor``; donuts ``lnsPie`` with
-  ``primaryGroups``/``metrics``;
+  count, sum and unique-count columns have ``emptyAsNull: false`` (Lens' "Hide zero values" off,
+  so a true zero reads 0, not N/A); metric charts are ``lnsMetric`` with ``metricAccessor``; donuts
+  ``lnsPie`` with ``primaryGroups``/``metrics``;
 * one ``dashboard`` per ``kibana.panels.DASHBOARDS`` entry, id ``churnstream-<dashboard slug>``,
   whose ``panelsJSON`` holds its panels' Lens objects by reference: each panel has
   ``type``, ``panelIndex``, ``gridData`` (``i`` = ``panelIndex``), ``embeddableConfig`` and
@@ -42,12 +49,12 @@ from pathlib import Path
 from foundation.catalog import INDEX
 from foundation.settings import Settings, prefix_tag
 from foundation.versions import versions
-from kibana.panels import DASHBOARDS, PANELS, Bucket, Dashboard, Metric, Panel
+from kibana.panels import DASHBOARDS, DATA_VIEW_TIME_FIELDS, PANELS, Bucket, Dashboard, Metric, Panel
 
 NDJSON_PATH = Path(__file__).resolve().parent / "saved_objects.ndjson"
 KIBANA_MAJOR = 9                       # the export format below is Kibana 9's
 CORE_MIGRATION_VERSION = "8.8.0"
-TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "10.3.0"}
+TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "10.2.0"}
 TIME_FROM, TIME_TO, REFRESH_MS = "now-1h", "now", 10_000
 GRID_COLUMNS = 48
 LAYER = "layer1"                       # one data layer per Lens object
@@ -55,6 +62,14 @@ RECORDS = "___records___"              # Lens' pseudo field of a count
 
 LENS_OPS = {"count": "count", "avg": "average", "max": "max", "min": "min", "sum": "sum",
             "cardinality": "unique_count"}
+# The Lens operations with a "Hide zero values" switch (params.emptyAsNull, on by default when a
+# column is made in the editor). On, an empty bucket's 0 becomes null and a metric tile shows N/A
+# for a true zero (no alert, no dead letter). Average, min and max ignore the param: theirs is null
+# for no value, which is right.
+HIDE_ZERO_OPS = {"count", "sum", "unique_count"}
+# customer_id is an identifier: no digit grouping.
+ID_FORMAT = {"id": "number", "params": {"pattern": "0"}}
+ID_FIELDS = ("customer_id",)
 SERIES = {"bar": "bar", "bar_stacked": "bar_stacked", "bar_horizontal": "bar_horizontal", "line": "line"}
 DATA_TYPES = {"keyword": "string", "date": "date", "boolean": "boolean", "integer": "number", "long": "number",
               "double": "number", "float": "number"}
@@ -94,19 +109,26 @@ def _meta(obj_type: str) -> dict:
             "managed": False}
 
 
+def field_formats(key: str) -> dict:
+    """The data view's field formats: identifiers shown as they are."""
+    return {f: ID_FORMAT for f in ID_FIELDS if f in INDEX[key].fields}
+
+
 def data_view(settings: Settings, key: str) -> dict:
     title = settings.index(INDEX[key].name)
+    time_field = DATA_VIEW_TIME_FIELDS[key]
     return {
         "id": data_view_id(key, settings),
         "type": "index-pattern",
         "attributes": {
             "title": title,
             "name": title,
-            "timeFieldName": INDEX[key].time_field,
+            # No attribute at all for a view without a time field, as Kibana writes it.
+            **({"timeFieldName": time_field} if time_field else {}),
             "allowNoIndex": True,
             "fields": "[]",
             "fieldAttrs": "{}",
-            "fieldFormatMap": "{}",
+            "fieldFormatMap": json.dumps(field_formats(key), separators=(",", ":")),
             "runtimeFieldMap": "{}",
             "sourceFilters": "[]",
             "typeMeta": "{}",
@@ -137,9 +159,11 @@ def _bucket_column(panel: Panel, b: Bucket) -> dict:
 
 
 def _metric_column(m: Metric) -> dict:
+    op = LENS_OPS[m.op]
     return {"label": m.label or f"{m.op} of {m.field}", "customLabel": True, "dataType": "number",
-            "isBucketed": False, "operationType": LENS_OPS[m.op], "scale": "ratio",
-            "sourceField": RECORDS if m.op == "count" else m.field, "params": {"emptyAsNull": True}}
+            "isBucketed": False, "operationType": op, "scale": "ratio",
+            "sourceField": RECORDS if m.op == "count" else m.field,
+            "params": {"emptyAsNull": False} if op in HIDE_ZERO_OPS else {}}
 
 
 def _visualization(panel: Panel, layer: str, buckets: list[str], metrics: list[str]) -> tuple[str, dict]:
