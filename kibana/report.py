@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from foundation.catalog import INDEX
 from foundation.settings import Settings
 from kibana import panels as P
+from kibana.browser import WIDTH
 from kibana.installer import es_client
 from kibana.saved_objects import GRID_COLUMNS
 
@@ -29,7 +30,7 @@ Results = list[tuple[P.Panel, list[tuple] | str]]   # each panel with its rows, 
 # The page lays the panels on Kibana's 48-column grid. An SVG chart scales with its viewBox, text
 # included, so each chart's viewBox is the size its panel has on a page of REFERENCE_WIDTH px: there
 # its text renders at its CSS size (FONT px); a narrower window scales it down with the chart.
-REFERENCE_WIDTH = 1400          # kibana.browser.WIDTH: the width the screenshot and the tests use
+REFERENCE_WIDTH = WIDTH         # the width the screenshot and the tests lay the page out at
 PAGE_PAD, GAP, PANEL_PAD = 16, 10, 10
 FONT = 12                       # every chart label, tick and legend
 CHAR_W = FONT * 0.62            # a generous average glyph width of the sans-serif stack, for fitting text
@@ -153,7 +154,7 @@ def _ticks(vmax: float) -> tuple[float, list[str]]:
     return ymax, [fmt_tick(ymax * i / n, ymax / n) for i in range(n + 1)]
 
 
-def _y_axis(ymax: float, labels: list[str], left: int, top: int, bottom: int, right: int) -> str:
+def _y_axis(labels: list[str], left: int, top: int, bottom: int, right: int) -> str:
     out = []
     n = len(labels) - 1
     for i, label in enumerate(labels):
@@ -195,7 +196,7 @@ def bar_chart(panel: P.Panel, rows: list[tuple]) -> str:
     n_lines = max((len(lines) for lines in labels), default=1)
     label_h = (widest * math.sin(math.radians(SLANT)) + FONT) if slant else LINE_H * n_lines
     bottom = int(H - (label_h + 8 + LINE_H + 4))
-    parts = [_y_axis(ymax, ticks, left, top, bottom, right)]
+    parts = [_y_axis(ticks, left, top, bottom, right)]
     for i, x in enumerate(xs):
         x0 = left + i * band
         base = bottom
@@ -264,7 +265,7 @@ def line_chart(panel: P.Panel, rows: list[tuple]) -> str:
         return bottom - (bottom - top) * v / ymax
 
     b0 = panel.buckets[0]
-    parts = [_y_axis(ymax, ticks, left, top, bottom, right)]
+    parts = [_y_axis(ticks, left, top, bottom, right)]
     for j, (name, s) in enumerate(series):
         color = PALETTE[j % len(PALETTE)]
         pts = [(x, s[x]) for x in xs if s.get(x) is not None]

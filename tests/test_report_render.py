@@ -178,3 +178,21 @@ def test_the_report_reuses_no_class_name_between_layout_and_chart_styles():
     assert "stroke:none" in css.split("svg text{", 1)[1].split("}", 1)[0]     # said, not left to inheritance
     for rule in re.findall(r"([^{}]+)\{[^}]*stroke:(?!none)", css):
         assert rule.strip().startswith("svg "), f"a stroke outside svg: {rule.strip()}"
+
+
+def test_a_failed_chromium_install_is_an_error_that_says_why(monkeypatch, tmp_path):
+    """What the fixture turns into a test failure (never a skip): apt-get's own message."""
+    fake = tmp_path / "apt-get"
+    fake.write_text("#!/bin/sh\necho 'E: Unable to locate package chromium' >&2\nexit 100\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(browser, "find_chromium", lambda: None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(browser.os, "geteuid", lambda: 0, raising=False)
+    with pytest.raises(RuntimeError, match="(?s)exit code 100.*Unable to locate package chromium"):
+        browser.ensure_chromium()
+    monkeypatch.setattr(browser.os, "geteuid", lambda: 1000, raising=False)
+    with pytest.raises(RuntimeError, match="needs root"):
+        browser.ensure_chromium()
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(RuntimeError, match="no apt-get"):
+        browser.ensure_chromium()
