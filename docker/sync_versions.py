@@ -5,10 +5,10 @@
     python docker/sync_versions.py --check   # exit 1 and list the differences (tests/test_compose.py)
 
 docker-compose.yml holds literal tags (so a plain `docker compose up` needs nothing but .env): the
-images of Kafka, Elasticsearch and Kibana, and the FLINK_VERSION/FLINK_SCALA build args of the
-project image (docker/Dockerfile has no defaults for them; the Schema Registry is built into that
-image from versions.toml, as for the local stack). Each pin is found by
-a pattern below; a pin that is missing or appears twice with different values is an error.
+images of Kafka, Elasticsearch and Kibana. The project image takes Flink from the apache-flink pin
+of docker/requirements.lock and everything else from versions.toml, as the local stack does. Each
+pin is found by a pattern below; a pin that is missing or appears twice with different values is
+an error.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ PINS = (
     Pin("Elasticsearch image", "elasticsearch.version",
         r"(image:\s*docker\.elastic\.co/elasticsearch/elasticsearch:)([^\s\"'#]+)"),
     Pin("Kibana image", "kibana.version", r"(image:\s*docker\.elastic\.co/kibana/kibana:)([^\s\"'#]+)"),
-    Pin("Flink build arg", "flink.version", r"(FLINK_VERSION:\s*\")([^\"]*)"),
-    Pin("Flink Scala build arg", "flink.scala", r"(FLINK_SCALA:\s*\")([^\"]*)"),
 )
 
 

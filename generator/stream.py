@@ -175,3 +175,38 @@ def expected_records(config_or_ledger) -> Iterator[Record]:
     if isinstance(config_or_ledger, dict):
         config_or_ledger = GeneratorConfig(**config_or_ledger["config"])
     return generate(config_or_ledger)
+
+
+def _wire_schema(schema):
+    """The schema as the wire carries it: timestamp-millis fields read back as the long epoch ms the
+    JSON records (and the model) use, not as datetimes."""
+    from fastavro import parse_schema
+
+    strip = lambda node: ({k: strip(v) for k, v in node.items() if k != "logicalType"}  # noqa: E731
+                          if isinstance(node, dict) else [strip(v) for v in node] if isinstance(node, list)
+                          else node)
+    return parse_schema(strip(schema.raw))
+
+
+def json_view(records: Iterator[Record], config: GeneratorConfig) -> Iterator[Record]:
+    """A run's records with JSON values: an Avro run's decoded with the project's schemas (fastavro,
+    independent of the job), a JSON run's as they are. What the plain-Python recomputation reads."""
+    if config.format != "avro":
+        yield from records
+        return
+    from fastavro import schemaless_reader
+
+    schemas = {name: _wire_schema(s) for name, s in load_project_schemas(config.schema_dir).items()}
+    for r in records:
+        if r.value is None:
+            yield r
+            continue
+        body = BytesIO(r.value)
+        try:
+            doc = schemaless_reader(body, schemas[r.topic])
+            if body.read(1):
+                raise ValueError("bytes after the record")
+        except Exception as e:  # noqa: BLE001 - any decoding failure means the same thing here
+            raise UserError(f"the Avro run holds a record that does not decode ({r.topic}, {e}); the recomputation "
+                            "reads Avro runs made without --malformed-rate and --invalid-rate.") from None
+        yield r._replace(value=_json(doc))

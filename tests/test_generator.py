@@ -406,3 +406,42 @@ def test_broker_down_is_one_sentence_within_seconds(stack, capsys, monkeypatch):
     assert time.monotonic() - t0 < 10
     assert (code, err) == (2, "error: cannot reach Kafka at 127.0.0.1:1 within 5 s; start it with "
                               "'churnstream stack up' or point CHURNSTREAM_KAFKA_BOOTSTRAP at a running broker.")
+
+
+def test_an_avro_run_reads_back_as_the_json_run_of_the_same_seed():
+    """The recomputation's view of an Avro ledger (generator.stream.json_view, fastavro with the
+    project's schemas) equals the JSON run of the same config, record by record."""
+    from generator.stream import json_view
+
+    base = dict(seed=5, customers=30, offers=4, activities=300, start_ms=1_767_225_600_000, late_rate=0.05,
+                duplicate_rate=0.02, customer_update_rate=0.05)
+    as_json = list(generate(GeneratorConfig(**base)))
+    avro = GeneratorConfig(**base, format="avro")
+    viewed = list(json_view(expected_records(avro), avro))
+    assert len(viewed) == len(as_json) > 300
+    for a, j in zip(viewed, as_json):
+        assert (a.topic, a.key, a.timestamp_ms) == (j.topic, j.key, j.timestamp_ms)
+        assert orjson.loads(a.value) == orjson.loads(j.value)
+    broken = GeneratorConfig(**base, format="avro", malformed_rate=0.05)
+    with pytest.raises(UserError, match="does not decode"):
+        list(json_view(expected_records(broken), broken))
+
+
+def test_closing_records_are_a_day_later_on_every_input_partition():
+    from generator.closing import CLOSE_AFTER_MS, VERSIONS_BEFORE_MS, closing_records
+
+    config = GeneratorConfig(seed=5, customers=30, offers=4, activities=100, start_ms=1_767_225_600_000)
+    records = closing_records(config, {"customer_activity": 3, "customer_details": 2, "customer_offers": 1})
+    assert [(t, p) for t, p, *_ in records] == [("customer_activity", 0), ("customer_activity", 1),
+                                                ("customer_activity", 2), ("customer_details", 0),
+                                                ("customer_details", 1), ("customer_offers", 0)]
+    end = config.start_ms + CLOSE_AFTER_MS
+    for topic, _, key, value, ts in records:
+        doc = orjson.loads(value)
+        if topic == "customer_activity":
+            assert ts == doc["event_time"] == end and doc["activity_id"].startswith("closing-event-")
+        else:   # the newest version of a real entity, an hour before the closing activities
+            assert ts == doc["updated_at"] == end - VERSIONS_BEFORE_MS and key
+    last = {r.topic: r for r in generate(config) if r.topic == "customer_offers"}["customer_offers"]
+    assert {k: v for k, v in orjson.loads(records[-1][3]).items() if k != "updated_at"} == \
+        {k: v for k, v in orjson.loads(last.value).items() if k != "updated_at"}

@@ -70,6 +70,9 @@ def add_parser(sub) -> None:
     where.add_argument("--ledger", default=None, metavar="FILE", help="also write the JSON ledger to FILE")
     where.add_argument("--strict", action="store_true", help="validate every record against its schema")
     where.add_argument("--quiet", action="store_true", help="no progress output")
+    where.add_argument("--close", action="store_true",
+                       help="after a bounded feed, one record per input partition a day later, so that a running "
+                            "job's watermark passes the whole feed and 'churnstream verify' can check it")
     p.set_defaults(func=run)
 
 
@@ -132,6 +135,13 @@ def run(args, settings) -> int:
                      progress=not args.quiet, sink=sink, out_dir=args.out, ramp_s=args.ramp,
                      burst_every_s=args.burst_every, burst_for_s=args.burst_for, burst_factor=args.burst_factor,
                      schema_registry=args.schema_registry)
+    if args.close and sink == "kafka" and not ledger["failed"]:
+        from generator.closing import close_event_time
+
+        closed = close_event_time(settings, config, ledger.get("schema_ids"))
+        if not args.quiet:
+            print(f"closed the feed's event time: {closed} records a day later, one per input partition",
+                  file=sys.stderr)
     text = json.dumps(ledger, indent=2)
     if args.ledger:
         try:

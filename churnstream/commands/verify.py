@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 
 from flink_jobs.options import JobOptions
 from foundation import UserError
@@ -16,6 +18,8 @@ def add_parser(sub) -> None:
                           ("--engagement-window", JobOptions.engagement_window_seconds),
                           ("--engagement-refresh", JobOptions.engagement_refresh_seconds)):
         s.add_argument(flag, type=int, default=default, metavar="SECONDS", help="as given to the job (%(default)s)")
+    s.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="compare again every 5 s until every index matches or SECONDS have passed (0: once)")
     s.set_defaults(func=run)
 
 
@@ -24,16 +28,28 @@ def run(args, settings) -> int:
     from foundation.health import require_elasticsearch
     from foundation.pii import hash_key
     from churnstream.verify import format_reports, verify
-    from generator import expected_records
+    from generator import GeneratorConfig, expected_records
+    from generator.stream import json_view
 
     try:
         ledger = json.loads(open(args.ledger).read())
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read the ledger {args.ledger} ({e}); pass the file 'churnstream generate --ledger' wrote.")
     require_elasticsearch(settings)
-    records = ((r.topic, r.key, r.value, r.timestamp_ms) for r in expected_records(ledger))
+    if not isinstance(ledger, dict) or "config" not in ledger:
+        raise UserError(f"{args.ledger} is not a generator ledger (no 'config'); pass the file "
+                        "'churnstream generate --ledger' wrote.")
+    config = GeneratorConfig(**ledger["config"])
+    records = ((r.topic, r.key, r.value, r.timestamp_ms) for r in json_view(expected_records(config), config))
     opts = JobOptions(inactivity_gap_seconds=args.inactivity_gap, engagement_window_seconds=args.engagement_window,
                       engagement_refresh_seconds=args.engagement_refresh)
-    reports = verify(settings, compute(records, opts, hash_key(settings)))
+    expected = compute(records, opts, hash_key(settings))
+    deadline = time.monotonic() + args.wait
+    reports = verify(settings, expected)
+    while not all(r.ok for r in reports) and time.monotonic() < deadline:
+        behind = ", ".join(r.index for r in reports if not r.ok)
+        print(f"not yet exact: {behind}; comparing again in 5 s", file=sys.stderr, flush=True)
+        time.sleep(5)
+        reports = verify(settings, expected)
     print(format_reports(reports))
     return 0 if all(r.ok for r in reports) else 1
