@@ -73,7 +73,7 @@ class Index:
     topic: str                 # the result topic the job writes and the indexer reads (Settings.topic())
     table: str                 # the Flink sink table writing that topic (sql/sinks.sql)
     id_field: str              # the document id, also the record key (the sink table's doc_id)
-    time_field: str            # the Kibana data view's time field
+    time_field: str            # a document's event time (which data views filter by it: kibana/panels.py)
     fields: dict[str, str]     # field -> type (a key of TYPES), in the sink table's column order
     # Keyed results (a window, a customer, an alert) are compacted: the topic keeps each id's last
     # document, so reading it from the start rebuilds the whole index.
