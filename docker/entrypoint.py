@@ -39,7 +39,8 @@ WORK = Path("/tmp/churnstream")
 
 # Variables of the apache/kafka image's scripts that are not broker properties.
 KAFKA_NOT_PROPERTIES = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_LOG4J_OPTS",
-                        "KAFKA_JMX_OPTS", "KAFKA_VERSION", "KAFKA_HOME", "KAFKA_GC_LOG_OPTS"}
+                        "KAFKA_JMX_OPTS", "KAFKA_VERSION", "KAFKA_HOME", "KAFKA_GC_LOG_OPTS",
+                        "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS", "KAFKA_TOOLS_LOG4J_LOGLEVEL"}
 
 
 def log(message: str) -> None:
@@ -123,8 +124,10 @@ def run_kafka() -> None:
                         f"--cluster-id={cluster_id}", "-c", str(config)], check=True)
         log(f"kafka: formatted KRaft storage in {props['log.dirs']} (cluster id {cluster_id})")
     heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m").split()
+    # As kafka-run-class.sh: the performance options (G1 by default), then KAFKA_OPTS.
+    performance = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS", "-XX:+UseG1GC -XX:MaxGCPauseMillis=20").split()
     log(f"kafka: node {props.get('node.id')}, listeners {props.get('listeners')}")
-    os.execvp(java[0], [*java, *heap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-cp", f"{libs}/*",
+    os.execvp(java[0], [*java, *heap, *performance, *os.environ.get("KAFKA_OPTS", "").split(), "-cp", f"{libs}/*",
                         "kafka.Kafka", str(config)])
 
 

@@ -2,8 +2,7 @@
 # The compose stack, built and run end to end: the one path for people and for CI
 # (tests/test_compose_run.py runs exactly this script).
 #
-#   docker/smoke.sh              # JSON pipeline, then the Avro profile
-#   SMOKE_AVRO=0 docker/smoke.sh # JSON pipeline only
+#   docker/smoke.sh              # the JSON pipeline, then the Avro profile beside it
 #
 # 1. A Docker engine: the running one, else a private one (Debian's docker.io, installed if
 #    missing; data root $CHURNSTREAM_HOME/docker, so the layer cache survives; stopped by its pid
@@ -16,9 +15,10 @@
 #    runs as root; the job RUNNING with 0 restarts.
 # 5. A seeded feed with its ledger, its event time closed; every index equals the recomputation
 #    (`churnstream verify`); the two indexers share every result partition.
-# 6. `kill taskmanager`, `start taskmanager`: the job restores its checkpoint, every index still exact.
-# 7. The Avro profile beside it: its job with 0 restarts (and the JSON job not restarted), a seeded
-#    Avro feed through the Schema Registry, closed; every avro-churn index equals the recomputation.
+# 6. The Avro profile beside it: its job with 0 restarts (and the JSON job not restarted), a seeded
+#    Avro feed through the Schema Registry, closed.
+# 7. `kill taskmanager` in the middle of that feed, `start taskmanager`: both jobs restore their
+#    latest checkpoint; every avro-churn index and every JSON index equals the recomputation.
 # 8. `down -v`: no container, network or volume of the project left.
 # One line per step, with the time; exit 0 only if every check passed. A throw-away .env of its own
 # (random secrets) and its own host ports, so it never meets a local stack or a user's .env.
@@ -53,18 +53,20 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT   # a stopped run still takes its stack and its engine down (the EXIT trap)
 
 # ------------------------------------------------------------------------------ 1. engine, compose
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null; then
+    step "installing Docker from Debian's packages (docker.io)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+# (On a host with systemd the package starts its own engine: then that one is used.)
 if docker info >/dev/null 2>&1; then
     step "using the running Docker engine ($(docker version --format '{{.Server.Version}}'))"
 else
-    if ! command -v dockerd >/dev/null; then
-        step "installing Docker from Debian's packages (docker.io)"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
-    fi
     # A short exec root: the engine's sockets live there, and a socket path has ~100 characters.
     exec_root=/run/churnstream-docker
     data_root=$HOME_DIR/docker/data
@@ -74,11 +76,17 @@ else
         fail "a private Docker engine (pid $(cat "$exec_root/dockerd.pid")) is already running: stop it first"
     fi
     step "starting a private Docker engine (data root $data_root)"
+    # --group: the socket is this user's group's too, for a user who started it through sudo.
     as_root dockerd --data-root "$data_root" --exec-root "$exec_root" --host "$DOCKER_HOST" \
-        --pidfile "$exec_root/dockerd.pid" >"$work/dockerd.log" 2>&1 &
-    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+        --group "$(id -g)" --pidfile "$exec_root/dockerd.pid" >"$work/dockerd.log" 2>&1 &
+    for _ in $(seq 60); do
+        # The engine's own pid (not a wrapper's), as soon as it has one: cleanup stops it by that.
+        [ -n "$engine_pid" ] || engine_pid=$(cat "$exec_root/dockerd.pid" 2>/dev/null || true)
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
     docker info >/dev/null 2>&1 || { tail -20 "$work/dockerd.log"; fail "the private Docker engine did not start"; }
-    engine_pid=$(cat "$exec_root/dockerd.pid")   # the engine's own pid (not a wrapper's): stopped by it
+    engine_pid=$(cat "$exec_root/dockerd.pid")
     step "private Docker engine $(docker version --format '{{.Server.Version}}') up (pid $engine_pid)"
 fi
 
@@ -96,7 +104,8 @@ step "$(docker compose version)"
 # ------------------------------------------------------------------------------ 2. base image
 if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1 && ! docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
     step "debian:bookworm-slim cannot be pulled: building it from Debian's packages (debootstrap)"
-    command -v debootstrap >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    command -v debootstrap >/dev/null || { as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
     rootfs=$work/rootfs
     as_root debootstrap --variant=minbase bookworm "$rootfs" >"$work/debootstrap.log" 2>&1 \
         || { tail -20 "$work/debootstrap.log"; fail "debootstrap failed"; }
@@ -116,6 +125,7 @@ KIBANA_HOST_PORT=${SMOKE_KIBANA_PORT:-15601}
 EOF
 # shellcheck disable=SC1090
 source "$env_file"
+export CHURNSTREAM_PII_HASH_KEY="${PII_HASH_KEY}"   # passed to one-off containers by name only
 
 files=(-f docker-compose.yml)
 if docker image inspect apache/kafka:4.3.1 >/dev/null 2>&1 || docker pull -q apache/kafka:4.3.1 >/dev/null 2>&1; then
@@ -190,46 +200,62 @@ dc run --rm --no-deps -T generator churnstream generate --count "$EVENTS" --rate
     --malformed-rate 0.002 --invalid-rate 0.002 --format json --close >"$work/ledger.json" \
     || fail "the generator failed"
 verify() {
-    dc run --rm --no-deps -T -e "CHURNSTREAM_PII_HASH_KEY=${PII_HASH_KEY}" indexer \
+    dc run --rm --no-deps -T -e CHURNSTREAM_PII_HASH_KEY indexer \
         churnstream verify --ledger /dev/stdin --wait "$TIMEOUT" <"$work/ledger.json"
 }
 verify || fail "an index differs from the recomputation"
 step "every index equals the recomputation"
 check indexer group churnstream-indexer 2 || fail "the two indexers do not share the result partitions"
 
-# ------------------------------------------------------------------------------ 6. TaskManager lost
-step "kill taskmanager (SIGKILL), then start it again"
-dc kill taskmanager
-dc start taskmanager
-deadline=$((SECONDS + TIMEOUT))
-until check job job jobmanager:8081 --restored >"$work/job.json" 2>&1 && ! grep -q '"restarts": 0' "$work/job.json"; do
-    [ $SECONDS -lt $deadline ] || { cat "$work/job.json"; fail "the job did not recover from its checkpoint"; }
-    sleep 5
-done
-step "the job recovered: $(cat "$work/job.json")"
-wait_healthy
-verify || fail "an index differs from the recomputation after the TaskManager was lost"
-step "every index still equals the recomputation"
-
-# ------------------------------------------------------------------------------ 7. avro profile
-if [ "${SMOKE_AVRO:-1}" = 1 ]; then
+# ------------------------------------------------------------------------------ 6, 7. Avro, TaskManager lost
+# The Avro profile joins the running stack; its seeded feed is produced while the TaskManager, which
+# runs both jobs, is killed and started again: both jobs restore their latest checkpoint and replay
+# from it, and every index, JSON and Avro, must be exact afterwards (nothing lost, nothing doubled).
+{
     step "the Avro profile: Schema Registry, avro topics, the Avro job, its indexer"
     restarts=$(grep -o '"restarts": [0-9]*' "$work/job.json")
     dc --profile avro up -d --no-build --scale indexer=2 --scale generator=0 --scale generator-avro=0
     wait_healthy
-    check job job jobmanager:8081 | grep -q "$restarts" || fail "the JSON job restarted when the Avro one joined"
-    avro() { dc --profile avro run --rm --no-deps -T -e "CHURNSTREAM_PII_HASH_KEY=${PII_HASH_KEY}" indexer-avro "$@"; }
+    check job job jobmanager:8081 | grep -q "$restarts," || fail "the JSON job restarted when the Avro one joined"
+    avro() { dc --profile avro run --rm --no-deps -T -e CHURNSTREAM_PII_HASH_KEY indexer-avro "$@"; }
     avro python docker/smoke_checks.py job jobmanager:8081 | tee "$work/job-avro.json" || fail "the Avro job is not running"
     grep -q '"restarts": 0' "$work/job-avro.json" || fail "the Avro job restarted"
-    step "producing ${EVENTS} seeded Avro events through the Schema Registry, then closing their event time"
-    dc --profile avro run --rm --no-deps -T generator-avro churnstream generate --count "$EVENTS" --rate 4000 \
+    checkpoints=$(grep -o '"completed_checkpoints": [0-9]*' "$work/job-avro.json" | grep -o '[0-9]*$')
+    step "producing ${EVENTS} seeded Avro events through the Schema Registry (in the background), then closing their event time"
+    dc --profile avro run --rm --no-deps -T generator-avro churnstream generate --count "$EVENTS" --rate 500 \
         --eps 1000 --seed 12 --start 1767225600000 --customers 1000 --late-rate 0.01 --duplicate-rate 0.005 \
         --format avro --schema-registry http://schema-registry:8085/apis/ccompat/v7 --close \
-        >"$work/ledger-avro.json" || fail "the Avro generator failed"
+        >"$work/ledger-avro.json" 2>"$work/generator-avro.log" &
+    generator=$!
+    # Kill once the Avro job has checkpointed part of the feed, while the rest is still coming.
+    deadline=$((SECONDS + TIMEOUT))
+    until avro python docker/smoke_checks.py job jobmanager:8081 >"$work/job-avro.json" 2>>"$work/checks.log" \
+            && [ "$(grep -o '"completed_checkpoints": [0-9]*' "$work/job-avro.json" | grep -o '[0-9]*$')" -gt "$checkpoints" ]; do
+        [ $SECONDS -lt $deadline ] || { cat "$work/job-avro.json"; fail "the Avro job made no checkpoint"; }
+        sleep 2
+    done
+    kill -0 "$generator" 2>/dev/null || fail "the Avro feed ended before the TaskManager could be killed mid-feed"
+    step "kill taskmanager (SIGKILL) mid-feed, then start it again"
+    dc kill taskmanager
+    dc start taskmanager
+    wait "$generator" || { cat "$work/generator-avro.log"; fail "the Avro generator failed"; }
+    for job in json avro; do
+        deadline=$((SECONDS + TIMEOUT))
+        until { if [ $job = json ]; then check job job jobmanager:8081 --restored; else
+                avro python docker/smoke_checks.py job jobmanager:8081 --restored; fi; } >"$work/job.json" 2>>"$work/checks.log" \
+              && ! grep -q "$restarts," "$work/job.json" && ! grep -q '"restarts": 0,' "$work/job.json"; do
+            [ $SECONDS -lt $deadline ] || { cat "$work/job.json"; fail "the $job job did not recover from its checkpoint"; }
+            sleep 5
+        done
+        step "the $job job recovered: $(tail -1 "$work/job.json")"
+    done
+    wait_healthy
     avro churnstream verify --ledger /dev/stdin --wait "$TIMEOUT" <"$work/ledger-avro.json" \
         || fail "an avro-churn index differs from the recomputation"
-    step "avro: every avro-churn index equals the recomputation"
-fi
+    step "avro: every avro-churn index equals the recomputation, the TaskManager lost mid-feed"
+    verify || fail "an index differs from the recomputation after the TaskManager was lost"
+    step "every index still equals the recomputation"
+}
 
 # ------------------------------------------------------------------------------ 8. down -v
 step "down -v"

@@ -4,8 +4,11 @@ A live job only emits what the watermark has passed, and its activity partitions
 idle, so the last seconds of a bounded feed stay pending until every partition moves on. This writes
 one record to every partition of the three input topics, a day past the feed: the watermark then
 passes all of the feed, and `churnstream verify` can compare every index with the recomputation of
-the feed's ledger. The closing activities' own results stay pending (a day is longer than every
-window, session and engagement interval), so what must be in Elasticsearch is exactly the feed's.
+the feed's ledger, for a feed shorter than a day. The closing activities' own results stay pending
+(a day is longer than every window and session), so what must be in Elasticsearch is the feed's:
+its engagement timers up to the closing watermark included, which the recomputation also fires as
+long as the engagement refresh and inactivity gap the job runs with are a day or longer (the
+defaults are).
 The closing customer and offer versions are an hour before the closing activities: once the
 activity partitions go quiet, a temporal join's watermark is its versioned side's, and that must
 stay short of the closing activities. An Avro feed's closing records are Avro too, in the wire

@@ -54,6 +54,9 @@ HELP = "run '{}' for the valid options."
     (("index", "--batch-docs", "0"), "error: --batch-docs must be >= 1, --batch-mb > 0 and --batch-wait-ms >= 0."),
     (("verify",), "error: the following arguments are required: --ledger; " + HELP.format("churnstream verify --help")),
     (("generate", "--rate", "-5"), "error: --rate must be >= 0 (0 means as fast as possible)."),
+    (("generate", "--count", "5", "--close"),
+     "error: --close needs --start: the closing records' time, and 'churnstream verify', come from the feed's "
+     "start; give one, e.g. --start 2026-01-01T00:00:00Z."),
     (("job", "--window-size", "60", "--window-slide", "7"),
      "error: --window-size must be a multiple of --window-slide (e.g. 60 and 10)."),
     (("job", "--idle-timeout", "0"),

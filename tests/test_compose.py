@@ -757,8 +757,9 @@ def test_smoke_script_runs_the_whole_path_and_always_cleans_up():
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     order = ["dockerd --data-root", "debootstrap --variant=minbase bookworm", "dc build jobmanager && dc --profile avro build",
              "dc up -d", "wait_healthy\n", "smoke_checks.py order", "exec -T --index 1 \"$service\" id -u", "churnstream generate",
-             "churnstream verify", "group churnstream-indexer 2", "dc kill taskmanager", "dc start taskmanager",
-             "--restored", "--profile avro up", "--format avro", "avro churnstream verify", "down -v left no container"]
+             "churnstream verify", "group churnstream-indexer 2", "--profile avro up", "--format avro",
+             "dc kill taskmanager", "dc start taskmanager", "--restored", "avro churnstream verify",
+             "down -v left no container"]
     positions = [code.find(step) for step in order]
     assert all(p >= 0 for p in positions) and positions == sorted(positions), dict(zip(order, positions))
     assert re.search(r"^trap cleanup EXIT$", code, re.M)                 # down -v and the engine stop, pass or fail

@@ -128,6 +128,9 @@ def run(args, settings) -> int:
     from generator.produce import produce
 
     config = config_from_args(args)
+    if args.close and args.start is None:
+        raise UserError("--close needs --start: the closing records' time, and 'churnstream verify', come from "
+                        "the feed's start; give one, e.g. --start 2026-01-01T00:00:00Z.")
     if args.topic_prefix is not None:
         settings = settings.with_(topic_prefix=args.topic_prefix)
     sink = "stdout" if args.dry_run else "files" if args.out else "kafka"
