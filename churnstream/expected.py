@@ -389,7 +389,7 @@ ENGAGEMENT_BUCKETS = 30
 
 def engagement_fields(at: int, last: int, premium: float, has_policy: bool, years_active, rolling: float,
                       activities: int, sessions: int, opts: JobOptions) -> dict:
-    """A customer's value and engagement figures evaluated at event time ``at`` (README, "Customer
+    """A customer's value and engagement figures evaluated at event time ``at`` (docs/design.md, "Customer
     value and engagement"), from the catalog's numbers."""
     gap = opts.inactivity_gap_seconds * 1000
     idle = at - last

@@ -100,7 +100,7 @@ class Settings:
     # before it collects. The state must fit with room to spare: it grows with the activity ids of
     # the deduplication horizon (10 min), ~600 bytes of heap per id (two states of one entry each).
     # A steady 5k events/s holds ~3M ids, ~1.9 GB live: 1200m fell behind at minute 5 of the soak
-    # (old generation full, 152 full collections in 8 minutes), 3g at minute 11 (README, Benchmarks).
+    # (old generation full, 152 full collections in 8 minutes), 3g at minute 11 (docs/operations.md, Benchmarks).
     flink_heap: str = "4g"
 
     @classmethod

@@ -69,7 +69,7 @@ def run(args, settings) -> int:
     log.info("demo: produced %s", sent)
 
     # The data spans ~17 minutes of event time: engagement's days become minutes, so that inactivity,
-    # refreshes and every segment and status show up (README, "Customer value and engagement").
+    # refreshes and every segment and status show up (docs/design.md, "Customer value and engagement").
     opts = JobOptions(bounded=True, **DEMO_ENGAGEMENT)
     pipeline.run(local, opts)
     totals = Indexer(local, IndexerOptions(group_id=f"{local.topic_prefix}demo-indexer", until_caught_up=True,

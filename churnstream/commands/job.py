@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
     p.add_argument("--stop", action="store_true",
                    help="stop the running job with a savepoint and print where it is (the local job started from "
                         "this run folder, or the one on --jobmanager); continue it, changed or not, with "
-                        "--resume-from (README: Upgrades)")
+                        "--resume-from (docs/operations.md: Upgrades)")
     p.set_defaults(func=run)
 
 
