@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from decimal import Decimal
 from datetime import datetime, timezone
@@ -182,6 +182,15 @@ def _reject_constant(name):
     raise ValueError(name)
 
 
+def same_record(payload: str | None) -> str | None:
+    """A payload that is a JSON document, in one spelling: the Avro job writes a decoded record's numbers
+    as Java does (5.0E-4), the recomputation as Python does (0.0005); anything else as it is."""
+    try:
+        return json.dumps(json.loads(payload), sort_keys=True)
+    except (TypeError, ValueError):
+        return payload
+
+
 @dataclass
 class Expected:
     """Expected documents per index, keyed by document id."""
@@ -219,13 +228,19 @@ class Versions:
         return self._values[key][i - 1] if i else None
 
 
-def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[tuple[int, float], ...] = ()) -> Expected:
+def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[tuple[int, float], ...] = (),
+            late: Counter | None = None) -> Expected:
     """``threshold_changes``: (event time ms, threshold) pairs, for a job resumed from a savepoint with
     another --alert-threshold: events after that time were matched with that threshold (the
-    MATCH_RECOGNIZE matches an event when the watermark passes it; the stop's watermark is the time)."""
+    MATCH_RECOGNIZE matches an event when the watermark passes it; the stop's watermark is the time).
+    ``late``: the payloads (as text, with their counts) the job found behind its watermark (dead
+    letters with reason 'late'). Whether a record is late depends on when it arrived, which the
+    records do not say: the job's word is taken for it, and those records are dead letters here
+    instead of input (churnstream.verify.late_payloads reads them)."""
     customers, offers = Versions(), Versions()
     activities, dead = [], []
     seen: set[str] = set()   # activity ids already accepted: a later valid copy is a duplicate
+    late = Counter({same_record(p): n for p, n in (late or {}).items()})
     # The newest event time of any activity record, as the job's source reads it (a bad record's
     # time too, unless implausible): it can move the watermark past the last valid event.
     newest_any = None
@@ -241,6 +256,10 @@ def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[
             newest_any = t if newest_any is None else max(newest_any, t)
             if reason:
                 dead.append({"reason": reason, "payload": value.decode("utf-8", errors="replace")})
+            elif late and late[same_record(value.decode("utf-8"))] > 0:
+                # Checked after the rules and before duplicates, as transform.sql step 2a does.
+                late[same_record(value.decode("utf-8"))] -= 1
+                dead.append({"reason": "late", "payload": value.decode("utf-8")})
             else:
                 aid = value_text(doc["activity_id"])
                 if aid in seen:
@@ -318,12 +337,20 @@ def _per_customer(events):
 
 def _with_rolling(evs, n: int):
     """One customer's events in event-time order, each with the rolling propensity over its last
-    ``n`` events and how many that is (step 5's OVER window)."""
-    window: list[float] = []
+    ``n`` events and how many that is (step 5's OVER window).
+
+    Summed as the job sums: a running double (the oldest event taken out, then the new one added,
+    as Flink's bounded ROWS OVER window retracts and accumulates), not afresh. The two differ in
+    the last bit, and an average of four-decimal propensities can land exactly on the alert
+    threshold: 0.6999999999999998 is no crossing, 0.7000000000000001 is."""
+    window: deque[float] = deque()
+    total = 0.0
     for e in evs:
+        if len(window) == n:
+            total -= window.popleft()
+        total += e["propensity_to_churn"]
         window.append(e["propensity_to_churn"])
-        recent = window[-n:]
-        yield e, math.fsum(recent) / len(recent), len(recent)
+        yield e, total / len(window), len(window)
 
 
 def _customers(events, opts: JobOptions, threshold_changes=()):

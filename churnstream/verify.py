@@ -7,14 +7,13 @@ Any difference is a failure: a single lost, duplicated or altered record is repo
 from __future__ import annotations
 
 import math
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from elasticsearch import helpers
 
-from churnstream.expected import Expected
+from churnstream.expected import Expected, same_record
 from foundation.catalog import date_fields, index_names
 from foundation.settings import Settings
 
@@ -73,18 +72,9 @@ def compare_docs(index: str, expected: dict[str, dict], found: list[tuple[str, d
     return report
 
 
-def _same_record(payload):
-    """A payload that is a JSON document, in one spelling: the Avro job writes a decoded record's numbers
-    as Java does (5.0E-4), the recomputation as Python does (0.0005); anything else as it is."""
-    try:
-        return json.dumps(json.loads(payload), sort_keys=True)
-    except (TypeError, ValueError):
-        return payload
-
-
 def compare_dead_letters(index: str, expected: list[dict], found: list[tuple[str, dict]]) -> IndexReport:
-    want = Counter((d["reason"], _same_record(d["payload"])) for d in expected)
-    have = Counter((d.get("reason"), _same_record(d.get("payload"))) for _, d in found)
+    want = Counter((d["reason"], same_record(d["payload"])) for d in expected)
+    have = Counter((d.get("reason"), same_record(d.get("payload"))) for _, d in found)
     report = IndexReport(index, sum(want.values()), sum(have.values()))
     # (An empty record's dead letter has no payload.)
     report.missing = [f"{r}: {(p or '')[:60]}" for (r, p), n in (want - have).items() for _ in range(n)]
@@ -98,6 +88,26 @@ def fetch_all(es, index: str) -> list[tuple[str, dict]]:
     es.indices.refresh(index=index)
     return [(h["_id"], h["_source"]) for h in helpers.scan(es, index=index, query={"query": {"match_all": {}}},
                                                         size=5000, preserve_order=False)]
+
+
+def late_payloads(settings: Settings) -> Counter:
+    """The payloads of the job's 'late' dead letters (records that arrived behind its watermark), with
+    their counts: what the recomputation leaves out of its input (expected.compute's ``late``)."""
+    es = settings.es_client()
+    index = index_names(settings)["dead_letters"]
+    if not es.indices.exists(index=index):
+        return Counter()
+    es.indices.refresh(index=index)
+    hits = helpers.scan(es, index=index, query={"query": {"term": {"reason": "late"}}}, size=5000,
+                        preserve_order=False)
+    return Counter(h["_source"].get("payload") for h in hits)
+
+
+def verify_accounting_late(settings: Settings, recompute) -> tuple[list[IndexReport], int]:
+    """verify() against ``recompute(late payloads)``: every index equals the recomputation of the records
+    the job accepted, the late ones counted apart. Returns the reports and how many were late."""
+    late = late_payloads(settings)
+    return verify(settings, recompute(late)), sum(late.values())
 
 
 def verify(settings: Settings, expected: Expected) -> list[IndexReport]:

@@ -23,9 +23,15 @@ class JobOptions:
     session_gap_minutes: int = 30
     out_of_orderness_seconds: int = 5
     # How long a customer/offer partition may be silent before it stops holding back the temporal
-    # joins (those topics are quiet by nature). Activity partitions never go idle (sql/sources.sql);
-    # a bounded run sets none (every source ends with a final watermark).
+    # joins (those topics are quiet by nature). A bounded run sets none (every source ends with a
+    # final watermark).
     idle_timeout: str = "5 s"
+    # How long an activity partition may be silent, while the others of its reader deliver, before
+    # it stops holding results back: the bound on what a quiet partition costs (sql/sources.sql).
+    # Longer than a partition's leader fail-over on a cluster (about 10-20 s), so a broker lost
+    # there makes no record late; a whole-reader silence of any length is safe (it re-arms).
+    partition_idle_timeout_seconds: int = 30
+    partition_discovery_seconds: int = 10
     max_clock_skew_hours: int = 24
     max_payload_chars: int = 65_536
     customer_state_interval_seconds: int = 1  # customers index: each customer's last state per interval

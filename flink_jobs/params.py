@@ -46,13 +46,19 @@ def kafka_reads(settings: Settings, opts: JobOptions) -> dict[str, dict[str, str
     common = {**kafka_properties(settings), "properties.group.id": opts.group_id,
               "scan.bounded.mode": "latest-offset" if opts.bounded else "unbounded",
               "key.format": "raw", "value.fields-include": "EXCEPT_KEY"}
-    # Only the quiet versioned tables may go idle (sources.sql says why). A bounded run ends every
-    # source with a final watermark, and an idle timeout there only adds a start-up race.
+    # Idleness (sources.sql says why each source has its own). A bounded run ends every source with
+    # a final watermark, and an idle timeout there only adds a start-up race.
     entity_watermark = {} if opts.bounded else {"scan.watermark.idle-timeout": opts.idle_timeout}
+    activity_watermark = {} if opts.bounded else {
+        "partition.idle-timeout": f"{opts.partition_idle_timeout_seconds} s",
+        # A partition added to the topic is read within this (the connector's default is 5 minutes;
+        # producers see it after their metadata refresh, 5 minutes by default, so the job is first).
+        "scan.topic-partition-discovery.interval": f"{opts.partition_discovery_seconds} s"}
     return {
         # raw key (the customer id) and raw value: a bad record becomes a dead letter, never a failed job
         "activity_kafka": {"topic": settings.topic(catalog.ACTIVITY), **common,
-                           "scan.startup.mode": opts.startup_mode, "key.fields": "record_key", "value.format": "raw"},
+                           "scan.startup.mode": opts.startup_mode, "key.fields": "record_key", "value.format": "raw",
+                           **activity_watermark},
         "customers_kafka": {"topic": settings.topic(catalog.DETAILS), **common, **entity_watermark},
         "offers_kafka": {"topic": settings.topic(catalog.OFFERS), **common, **entity_watermark},
     }

@@ -97,6 +97,11 @@ def table_env(settings: Settings, streaming: bool = True, jars: JobJars | None =
     # gateway. We only ever build a table environment as a client, never inside a UDF worker.
     os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
     _prepare_gateway_jvm(jars, heap=None if settings.flink_jobmanager else settings.flink_heap)
+    # The local mini-cluster's own log (partitions going idle, checkpoints, restarts) in the run
+    # folder with the other services' logs, not inside the installed pyflink package.
+    # (Read when the gateway starts: the first table environment of a process decides.)
+    os.environ["FLINK_LOG_DIR"] = str(flink_log_dir(settings))
+    flink_log_dir(settings).mkdir(parents=True, exist_ok=True)
     env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
                     else EnvironmentSettings.in_batch_mode())
     with _python_workers_for(settings):
@@ -306,6 +311,16 @@ def _savepoint_left_by(root: Path, jid: str, since: float, wait_s: float = 60.0)
         time.sleep(0.5)
 
 
+def flink_log_dir(settings: Settings) -> Path:
+    return Path(settings.run_dir).resolve() / "logs"
+
+
+def flink_log(settings: Settings) -> Path | None:
+    """The local mini-cluster's log file: PyFlink names it flink-<user>-python-<host>.log."""
+    logs = sorted(flink_log_dir(settings).glob("flink-*-python-*.log"), key=lambda f: f.stat().st_mtime)
+    return logs[-1] if logs else None
+
+
 def dedup_state_ttls(opts: JobOptions) -> dict[tuple[str, str], str]:
     """The only state that expires: the deduplication's and the duplicate report's (a first-N)."""
     ttl = f"{opts.dedup_horizon_minutes} min"
@@ -325,6 +340,8 @@ def run(settings: Settings, opts: JobOptions, sink: str = "kafka", wait: bool = 
     run_file(settings).write_text(json.dumps({"job_id": str(job_id), "rest": rest}) + "\n")
     log.info("job: submitted %s (%d inserts, %s, sink=%s) in %.1f s; REST %s", job_id, len(script.inserts),
              "bounded" if opts.bounded else "unbounded", sink, time.monotonic() - t0, rest)
+    if not settings.flink_jobmanager:
+        log.info("job: Flink's log (partitions going idle and back, checkpoints, restarts): %s", flink_log(settings))
     if settings.flink_jobmanager:
         # The submission only says the JobManager accepted the graph: wait for every task to run, so
         # that a job which cannot start (a missing class, no free slot) is an error here.

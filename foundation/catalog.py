@@ -111,7 +111,7 @@ INDICES = (
         "events": L, "avg_propensity": F}),
     Index("dead_letters", "dead-letters", DEAD_LETTERS, "kafka_dead_letters", "dead_letter_id", "kafka_time", {
         "dead_letter_id": K, "reason": K, "source_topic": K, "source_partition": I, "source_offset": L,
-        "kafka_time": D, "payload": T}, BY_SIZE),
+        "kafka_time": D, "payload": T, "late_by_ms": L}, BY_SIZE),
 )
 INDEX = {i.key: i for i in INDICES}
 

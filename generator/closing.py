@@ -1,15 +1,18 @@
 """Close a bounded feed's event time for a job that runs on: `churnstream generate --close`.
 
-A live job only emits what the watermark has passed, and its activity partitions are never marked
-idle, so the last seconds of a bounded feed stay pending until every partition moves on. This writes
-one record to every partition of the three input topics, a day past the feed: the watermark then
+A live job only emits what the watermark has passed, so the last seconds of a bounded feed stay
+pending until event time moves on (a quiet partition stops holding it back after the job's
+--partition-idle-timeout, but nothing moves it past the feed's last records). This writes
+one record to every partition of the three input topics, a day past the feed's start (or, for a
+live feed, 50 minutes from now: Kafka refuses records more than an hour ahead): the watermark then
 passes all of the feed, and `churnstream verify` can compare every index with the recomputation of
 the feed's ledger, for a feed shorter than a day. The closing activities' own results stay pending
 (a day is longer than every window and session), so what must be in Elasticsearch is the feed's:
 its engagement timers up to the closing watermark included, which the recomputation also fires as
 long as the engagement refresh and inactivity gap the job runs with are a day or longer (the
 defaults are).
-The closing customer and offer versions are an hour before the closing activities: once the
+The closing customer and offer versions are 10 minutes before the closing activities (and so after
+a live feed's last records, which they must not enrich): once the
 activity partitions go quiet, a temporal join's watermark is its versioned side's, and that must
 stay short of the closing activities. An Avro feed's closing records are Avro too, in the wire
 format, with the schema ids the feed registered (its ledger's `schema_ids`).
@@ -21,18 +24,30 @@ from generator.config import GeneratorConfig
 from generator.stream import expected_records
 
 CLOSE_AFTER_MS = 86_400_000     # a day past the feed's start
-VERSIONS_BEFORE_MS = 3_600_000  # the closing customer and offer versions, an hour before
+VERSIONS_BEFORE_MS = 600_000    # the closing customer and offer versions, 10 minutes before
+# Kafka 4 refuses a record stamped more than an hour ahead of the broker's clock
+# (message.timestamp.after.max.ms): a live feed (started now) closes 50 minutes from now instead,
+# still past every window and session of a feed that ended before.
+AHEAD_OF_NOW_MS = 50 * 60_000
 
 
-def closing_records(config: GeneratorConfig, partitions: dict[str, int]) -> list[tuple[str, int, bytes, bytes, int]]:
+def closing_time(config: GeneratorConfig, now_ms: int) -> int:
+    """A day past the feed's start, or 50 minutes from ``now_ms`` if that is sooner."""
+    return min(config.start_ms + CLOSE_AFTER_MS, now_ms + AHEAD_OF_NOW_MS)
+
+
+def closing_records(config: GeneratorConfig, partitions: dict[str, int],
+                    now_ms: int | None = None) -> list[tuple[str, int, bytes, bytes, int]]:
     """(logical topic, partition, key, value, timestamp) of every closing record.
 
-    ``partitions``: the partition count of each logical input topic."""
+    ``partitions``: the partition count of each logical input topic; ``now_ms``: the clock (now)."""
+    import time
+
     import orjson
 
     from generator.stream import json_view
 
-    t = config.start_ms + CLOSE_AFTER_MS
+    t = closing_time(config, int(time.time() * 1000) if now_ms is None else now_ms)
     latest = {}
     for r in json_view(expected_records(config), config):
         if r.topic in ("customer_details", "customer_offers") and r.value:
@@ -78,10 +93,20 @@ def close_event_time(settings, config: GeneratorConfig, schema_ids: dict[str, in
     logical = ("customer_activity", "customer_details", "customer_offers")
     partitions = {name: len(meta.topics[settings.topic(name)].partitions) for name in logical}
     records = closing_records(config, partitions)
+    refused = []
+
+    def delivered(err, msg):
+        if err is not None:
+            refused.append(f"{msg.topic()}-{msg.partition()}: {err.str()}")
+
     for name, partition, key, value, ts in records:
         value = encode[name](value) if encode else value
-        p.produce(settings.topic(name), key=key, value=value, partition=partition, timestamp=ts)
+        p.produce(settings.topic(name), key=key, value=value, partition=partition, timestamp=ts,
+                  on_delivery=delivered)
     left = p.flush(10)
     if left:
         raise UserError(f"{left} closing records were not delivered to Kafka at {settings.kafka_bootstrap}.")
+    if refused:   # (a broker refuses a record it judges too far ahead, for one)
+        raise UserError(f"Kafka refused {len(refused)} closing records ({refused[0]}); the feed's event time "
+                        "was not closed.")
     return len(records)

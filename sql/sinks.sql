@@ -65,6 +65,6 @@ CREATE TABLE kafka_sessions (
 CREATE TABLE kafka_dead_letters (
   doc_id STRING,
   dead_letter_id STRING, reason STRING, source_topic STRING, source_partition INT, source_offset BIGINT,
-  kafka_time TIMESTAMP(3), payload STRING,
+  kafka_time TIMESTAMP(3), payload STRING, late_by_ms BIGINT,
   PRIMARY KEY (doc_id) NOT ENFORCED
 ) WITH (${result_options:options}, 'topic' = '${topic_dead_letters}');

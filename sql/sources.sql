@@ -6,11 +6,15 @@ SET 'table.local-time-zone' = 'UTC';
 -- The activity payload's fields in one parse (flink_udfs/ParseActivity.java; transform.sql step 1).
 -- The job ships its jar (pipeline.jars) and the client has it on its class path.
 CREATE TEMPORARY SYSTEM FUNCTION parse_activity AS 'io.churnstream.udf.ParseActivity' LANGUAGE JAVA;
--- Watermarks (why the sources differ; flink_jobs/params.py kafka_reads sets them):
--- * activity partitions are never marked idle. A partition that is only quiet for a while (a broker
---   outage, a stalled producer, a restart on a backlog) must not let the others move the watermark
---   past its records, or windows, rolling state and alerts drop them as late. The price: a partition
---   that never receives data holds every result back (README, Troubleshooting).
+-- Watermarks (flink_jobs/params.py kafka_reads sets the options):
+-- * an activity partition that has been silent for --partition-idle-timeout while the other
+--   partitions of its reader deliver stops holding the watermark back (connector
+--   'kafka-quiet-partitions', flink_udfs/ QuietPartitionIdleness): results wait at most that long
+--   for a quiet partition. Unlike Flink's own idle timeout it tells a quiet partition from an
+--   outage: when every partition of a reader falls silent (a broker down, a stall) the first record
+--   afterwards re-arms them all, so the first partition back cannot move the watermark past the
+--   others' backlog. What arrives behind the watermark anyway is a 'late' dead letter
+--   (transform.sql step 2a), never dropped without a trace.
 -- * the customer and offer tables are quiet by nature (a few changes a day): they go idle after
 --   --idle-timeout without records, so they never hold back the temporal joins. While they have
 --   records to read (at start, after a restart or an outage) they are not idle and the joins wait
@@ -40,7 +44,7 @@ CREATE TABLE activity_raw (
   END,
   WATERMARK FOR rowtime AS rowtime - INTERVAL '${out_of_orderness_seconds}' SECOND
 ) WITH (
-  'connector' = 'kafka',
+  'connector' = 'kafka-quiet-partitions',   -- Flink's kafka source, quiet partitions as above (flink_udfs/)
   -- topic, connection, consumer group, read bounds, raw key and value: flink_jobs/params.py kafka_reads
   ${activity_kafka:options}
 );
@@ -91,6 +95,7 @@ CREATE TABLE offers (
 CREATE TEMPORARY VIEW entity_dead_letters AS
 SELECT CAST(NULL AS STRING) AS dead_letter_id, CAST(NULL AS STRING) AS reason, CAST(NULL AS STRING) AS source_topic,
        CAST(NULL AS INT) AS source_partition, CAST(NULL AS BIGINT) AS source_offset,
-       CAST(NULL AS TIMESTAMP(3)) AS kafka_time, CAST(NULL AS STRING) AS payload
+       CAST(NULL AS TIMESTAMP(3)) AS kafka_time, CAST(NULL AS STRING) AS payload,
+       CAST(NULL AS BIGINT) AS late_by_ms
 FROM (VALUES (1)) AS nothing (x)
 WHERE FALSE;

@@ -2,15 +2,7 @@
 -- tables as sources.sql, read through the Schema Registry at ${schema_registry_url}.
 
 SET 'table.local-time-zone' = 'UTC';
--- Watermarks (why the sources differ; flink_jobs/params.py kafka_reads sets them):
--- * activity partitions are never marked idle. A partition that is only quiet for a while (a broker
---   outage, a stalled producer, a restart on a backlog) must not let the others move the watermark
---   past its records, or windows, rolling state and alerts drop them as late. The price: a partition
---   that never receives data holds every result back (README, Troubleshooting).
--- * the customer and offer tables are quiet by nature (a few changes a day): they go idle after
---   --idle-timeout without records, so they never hold back the temporal joins. While they have
---   records to read (at start, after a restart or an outage) they are not idle and the joins wait
---   for them, so an activity is enriched with every version written before it.
+-- Watermarks: as in sources.sql (why, there).
 
 -- Decodes one record with its writer schema (looked up by the id in its header) into JSON text,
 -- or names why it cannot: not_avro_wire_format, unknown_schema_id, malformed_avro (flink_udfs/).
@@ -45,7 +37,7 @@ CREATE TABLE activity_raw (
   END,
   WATERMARK FOR rowtime AS rowtime - INTERVAL '${out_of_orderness_seconds}' SECOND
 ) WITH (
-  'connector' = 'kafka',
+  'connector' = 'kafka-quiet-partitions',   -- as in sources.sql
   -- topic, connection, consumer group, read bounds, raw key and value: flink_jobs/params.py kafka_reads
   ${activity_kafka:options}
 );
@@ -144,12 +136,12 @@ SELECT CONCAT('${topic_customer_details}', '-', CAST(kafka_partition AS STRING),
          AS dead_letter_id,
        COALESCE(decode_error, 'empty_payload') AS reason, '${topic_customer_details}' AS source_topic,
        kafka_partition AS source_partition, kafka_offset AS source_offset,
-       CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time, payload
+       CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time, payload, CAST(NULL AS BIGINT) AS late_by_ms
 FROM customers_raw
 WHERE decode_error IS NOT NULL OR (value_bytes IS NOT NULL AND payload IS NULL)
 UNION ALL
 SELECT CONCAT('${topic_customer_offers}', '-', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING)),
        COALESCE(decode_error, 'empty_payload'), '${topic_customer_offers}',
-       kafka_partition, kafka_offset, CAST(kafka_ts AS TIMESTAMP(3)), payload
+       kafka_partition, kafka_offset, CAST(kafka_ts AS TIMESTAMP(3)), payload, CAST(NULL AS BIGINT)
 FROM offers_raw
 WHERE decode_error IS NOT NULL OR (value_bytes IS NOT NULL AND payload IS NULL);

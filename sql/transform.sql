@@ -22,7 +22,7 @@ CROSS JOIN UNNEST(ARRAY[parse_activity(r.payload)]) AS p (is_json, activity_id, 
                                                       event_time_text);
 
 -- 2. Check. The first failing rule names the reason; NULL means valid.
-CREATE TEMPORARY VIEW activity_checked AS
+CREATE TEMPORARY VIEW activity_rules AS
 SELECT *,
   CASE
     -- Avro records that could not be decoded (sources_avro.sql); always NULL for JSON.
@@ -54,8 +54,25 @@ SELECT *,
               BETWEEN kafka_ts - INTERVAL '${max_clock_skew_hours}' HOUR
                   AND kafka_ts + INTERVAL '${max_clock_skew_hours}' HOUR) THEN 'event_time_out_of_range'
     ELSE CAST(NULL AS STRING)
-  END AS dlq_reason
+  END AS rule_broken
 FROM activity_parsed;
+
+-- 2a. Late. A valid activity at or behind the watermark here would be dropped without a trace by
+-- the operators below (the OVER window, MATCH_RECOGNIZE and the windows drop what is behind their
+-- watermark, and the temporal join's output is behind it too). It becomes a dead letter with reason
+-- 'late' and how far behind it was. Checked here, right after the source: no operator downstream
+-- has a watermark ahead of this one, so what passes is never dropped later. With the default
+-- flags no record is late (README, "Quiet partitions and late records").
+CREATE TEMPORARY VIEW activity_checked AS
+SELECT *,
+  CASE WHEN rule_broken IS NULL AND rowtime <= CURRENT_WATERMARK(rowtime) THEN 'late' ELSE rule_broken END AS dlq_reason,
+  CASE WHEN rule_broken IS NULL AND rowtime <= CURRENT_WATERMARK(rowtime)
+       -- (the watermark in epoch milliseconds, less the event time, which a valid record's rowtime is)
+       THEN EXTRACT(EPOCH FROM CAST(CURRENT_WATERMARK(rowtime) AS TIMESTAMP(3))) * 1000
+            + EXTRACT(MILLISECOND FROM CAST(CURRENT_WATERMARK(rowtime) AS TIMESTAMP(3)))
+            - CAST(event_time_text AS BIGINT)
+  END AS late_by_ms
+FROM activity_rules;
 
 CREATE TEMPORARY VIEW activity_valid AS
 SELECT
@@ -112,13 +129,15 @@ SELECT
   kafka_partition               AS source_partition,
   kafka_offset                  AS source_offset,
   CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time,
-  payload
+  payload,
+  late_by_ms
 FROM (
-  SELECT dlq_reason AS reason, kafka_partition, kafka_offset, kafka_ts, payload
+  SELECT dlq_reason AS reason, kafka_partition, kafka_offset, kafka_ts, payload, late_by_ms
   FROM activity_checked
   WHERE dlq_reason IS NOT NULL
   UNION ALL
-  SELECT 'duplicate_activity_id' AS reason, kafka_partition, kafka_offset, kafka_ts, payload
+  SELECT 'duplicate_activity_id' AS reason, kafka_partition, kafka_offset, kafka_ts, payload,
+         CAST(NULL AS BIGINT) AS late_by_ms
   FROM duplicates
 )
 UNION ALL

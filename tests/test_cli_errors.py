@@ -61,6 +61,8 @@ HELP = "run '{}' for the valid options."
      "error: --window-size must be a multiple of --window-slide (e.g. 60 and 10)."),
     (("job", "--idle-timeout", "0"),
      "error: --idle-timeout must be a positive number of seconds (e.g. 5)."),
+    (("job", "--partition-idle-timeout", "-1"),
+     "error: --partition-idle-timeout must be a positive number of seconds (e.g. 30)."),
     (("job", "--customer-interval", "-1"),
      "error: --customer-interval must be a positive number of seconds (e.g. 1)."),
     (("job", "--dedup-horizon", "0"),

@@ -52,7 +52,8 @@ def assert_exact(reports, note=""):
 
 # How long the killed job stays down while the generator keeps producing (issue 20 asks for 3
 # minutes; the suite's time budget runs less by default, and nothing in the mechanism depends on the
-# length: activity partitions have no idle timer. CHURNSTREAM_TEST_JOB_DOWN_S=180 runs the long one).
+# length: a resumed job's partitions start with fresh idle timers, and a backlog is never silent.
+# CHURNSTREAM_TEST_JOB_DOWN_S=180 runs the long one).
 JOB_DOWN_S = float(os.environ.get("CHURNSTREAM_TEST_JOB_DOWN_S", "40"))
 
 

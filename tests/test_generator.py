@@ -431,7 +431,8 @@ def test_closing_records_are_a_day_later_on_every_input_partition():
     from generator.closing import CLOSE_AFTER_MS, VERSIONS_BEFORE_MS, closing_records
 
     config = GeneratorConfig(seed=5, customers=30, offers=4, activities=100, start_ms=1_767_225_600_000)
-    records = closing_records(config, {"customer_activity": 3, "customer_details": 2, "customer_offers": 1})
+    records = closing_records(config, {"customer_activity": 3, "customer_details": 2, "customer_offers": 1},
+                              now_ms=config.start_ms + 30 * 86_400_000)
     assert [(t, p) for t, p, *_ in records] == [("customer_activity", 0), ("customer_activity", 1),
                                                 ("customer_activity", 2), ("customer_details", 0),
                                                 ("customer_details", 1), ("customer_offers", 0)]
@@ -440,8 +441,13 @@ def test_closing_records_are_a_day_later_on_every_input_partition():
         doc = orjson.loads(value)
         if topic == "customer_activity":
             assert ts == doc["event_time"] == end and doc["activity_id"].startswith("closing-event-")
-        else:   # the newest version of a real entity, an hour before the closing activities
+        else:   # the newest version of a real entity, 10 minutes before the closing activities
             assert ts == doc["updated_at"] == end - VERSIONS_BEFORE_MS and key
+    # A live feed (started a minute ago) closes 50 minutes from now: Kafka refuses records stamped
+    # more than an hour ahead of its clock.
+    now = config.start_ms + 60_000
+    live = closing_records(config, {"customer_activity": 1, "customer_details": 1, "customer_offers": 1}, now_ms=now)
+    assert live[0][4] == now + 50 * 60_000 and live[1][4] == now + 50 * 60_000 - VERSIONS_BEFORE_MS
     last = {r.topic: r for r in generate(config) if r.topic == "customer_offers"}["customer_offers"]
     assert {k: v for k, v in orjson.loads(records[-1][3]).items() if k != "updated_at"} == \
         {k: v for k, v in orjson.loads(last.value).items() if k != "updated_at"}

@@ -68,10 +68,14 @@ def test_project_sql_files_parse_with_the_job_parameters():
     script = sql_runner.load([pipeline.SOURCES["json"], pipeline.TRANSFORM, pipeline.SINKS, pipeline.PIPELINE], values)
     assert "${" not in " ".join(script.statements + script.inserts)
     assert len(script.inserts) == len(catalog.INDICES)   # one per index: its result topic
-    # Only the quiet versioned tables may go idle; activity partitions never are (sources.sql).
+    # The quiet versioned tables go idle by Flink's timeout; activity partitions by the quiet-partition
+    # source's rule (sources.sql), never by Flink's; nothing sets a timeout for every source.
     create = {s.split("(")[0].split()[-1]: s for s in script.statements if s.lstrip().upper().startswith("CREATE TABLE")}
     assert "'scan.watermark.idle-timeout' = '5 s'" in create["customers"]
     assert "'scan.watermark.idle-timeout' = '5 s'" in create["offers"]
-    assert "idle-timeout" not in create["activity_raw"] and "table.exec.source.idle-timeout" not in script.config
+    activity = create["activity_raw"]
+    assert "'connector' = 'kafka-quiet-partitions'" in activity and "'partition.idle-timeout' = '30 s'" in activity
+    assert "scan.watermark.idle-timeout" not in activity and "table.exec.source.idle-timeout" not in script.config
+    assert "'scan.topic-partition-discovery.interval' = '10 s'" in activity
     bounded = sql_runner.load([pipeline.SOURCES["json"]], params.build(Settings(), JobOptions(bounded=True)))
     assert "idle-timeout" not in " ".join(bounded.statements)

@@ -63,6 +63,10 @@ DLQ_CASES = [
 DUPLICATES = [act("c3-0", 3, T0 + 1_000, 0.3, channel="mobile"), act("c3-0", 3, T0 + 1_000, 0.9, channel="mobile")]
 
 
+# Valid, but 100 s behind the newest event when it arrives (last): late by 95 s.
+LATE = act("late-0", 8, B + 300_000, 0.5)
+
+
 @pytest.fixture(scope="module")
 def h(tmp_path_factory):
     rows, offset = [], 0
@@ -72,13 +76,8 @@ def h(tmp_path_factory):
         rows.append(activity_row(key, payload, offset, kafka_ms))
         offset += 1
 
-    # Customer 1: tenure band 20y+ (only them), income changes at T0+9.5 s; propensities cross 0.7 twice.
-    for i, p in enumerate([0.5, 0.8, 0.9, 0.6, 0.75]):
-        t = T0 + 7_000 + i * 1_000
-        add("1", act(f"c1-{i}", 1, t, p), t)
-    # Customer 7: two events in one customer-state interval (1 s): the customers index keeps the second.
-    for i, (dt, p) in enumerate([(11_200, 0.2), (11_700, 0.5)]):
-        add("7", act(f"c7-{i}", 7, T0 + dt, p, channel="branch"), T0 + dt)
+    # Rows arrive in event-time order, within the out-of-orderness: a valid row behind the watermark
+    # would be a 'late' dead letter (only LATE, last, is).
     add("2", act("c2-0", 2, T0 + 1_000, 0.6), T0 + 1_000)          # sees the late-arriving update
     add("3", act("c3-0", 3, T0 + 1_000, 0.3, channel="mobile"), T0 + 1_000)
     add("4", act("c4-0", 4, T0 + 1_000, 0.8, offer=None), T0 + 1_000)
@@ -88,6 +87,13 @@ def h(tmp_path_factory):
         add(key, payload, T0)
     for payload in DUPLICATES:
         add("3", payload, T0 + 2_000)
+    # Customer 1: tenure band 20y+ (only them), income changes at T0+9.5 s; propensities cross 0.7 twice.
+    for i, p in enumerate([0.5, 0.8, 0.9, 0.6, 0.75]):
+        t = T0 + 7_000 + i * 1_000
+        add("1", act(f"c1-{i}", 1, t, p), t)
+    # Customer 7: two events in one customer-state interval (1 s): the customers index keeps the second.
+    for i, (dt, p) in enumerate([(11_200, 0.2), (11_700, 0.5)]):
+        add("7", act(f"c7-{i}", 7, T0 + dt, p, channel="branch"), T0 + dt)
     # Customer 6 sessions: exactly the gap merges, gap + 1 ms splits (last, so nothing else is late).
     for i, dt in enumerate([0, GAP, 2 * GAP + 1]):
         add("6", act(f"c6-{i}", 6, T0 + 12_000 + dt, 0.4), T0 + 12_000 + dt)
@@ -102,6 +108,8 @@ def h(tmp_path_factory):
             ("e21-2", 21, 2 * GAP_ENGAGEMENT - 1, "login", None, "branch"),
             ("e22-0", 22, 350_000, "browse", None, "web"), ("e22-1", 22, 400_000, "browse", None, "mobile")]:
         add(str(cid), act(aid, cid, B + dt, 0.5, channel=channel, offer=offer, activity_type=atype), B + dt)
+    # Behind the watermark (the newest event time, B + 400 s, less 5 s): a dead letter, in no result.
+    add("8", LATE, B + 400_000)
 
     customers = [
         customer_row(1, T0 - 10, years_active=25, income=40_000),
@@ -216,11 +224,19 @@ def test_parse_activity_is_json_value_field_by_field(h):
 
 
 def test_every_dead_letter_reason(h):
-    got = sorted((reason, payload) for reason, payload in h.rows("dead_letters", "reason", "payload"))
+    rows = h.rows("dead_letters", "reason", "payload", "late_by_ms")
+    got = sorted((reason, payload) for reason, payload, _ in rows)
     want = sorted((reason, payload if isinstance(payload, str) else json.dumps(payload))
                   for reason, _, payload in DLQ_CASES)
-    want = sorted(want + [("duplicate_activity_id", json.dumps(p)) for p in DUPLICATES])
+    want = sorted(want + [("duplicate_activity_id", json.dumps(p)) for p in DUPLICATES]
+                  + [("late", json.dumps(LATE))])
     assert got == want
+    # How late: the watermark (newest event time B + 400 s, less the 5 s out-of-orderness) less its time.
+    assert {reason: late_by for reason, _, late_by in rows if late_by is not None} == {"late": 95_000}
+
+
+def test_a_late_record_is_in_no_result(enriched):
+    assert "late-0" not in enriched
 
 
 def test_hop_windows_hand_computed(h):

@@ -32,8 +32,13 @@ def add_parser(sub) -> None:
     p.add_argument("--alert-threshold", type=float, default=JobOptions.alert_threshold)
     p.add_argument("--idle-timeout", type=int, default=int(JobOptions.idle_timeout.split()[0]), metavar="SECONDS",
                    help="a customer or offer partition silent this long stops holding back the temporal joins "
-                        "(%(default)s); activity partitions are never marked idle, so no outage or restart "
-                        "makes their records late")
+                        "(%(default)s)")
+    p.add_argument("--partition-idle-timeout", type=int, default=JobOptions.partition_idle_timeout_seconds,
+                   metavar="SECONDS",
+                   help="an activity partition silent this long while the others deliver stops holding results "
+                        "back (%(default)s): the longest a quiet partition delays them. When every partition "
+                        "falls silent (an outage) they all hold again on the first record back, so no outage "
+                        "makes records late (docs/operations.md: Quiet partitions and late records)")
     p.add_argument("--customer-interval", type=int, default=JobOptions.customer_state_interval_seconds,
                    metavar="SECONDS", help="the customers index gets each customer's newest state once per this "
                                            "much event time (%(default)s)")
@@ -68,6 +73,8 @@ def options_from_args(args) -> JobOptions:
         raise UserError("--alert-threshold must be between 0 and 1 (e.g. 0.7).")
     if args.idle_timeout <= 0:
         raise UserError("--idle-timeout must be a positive number of seconds (e.g. 5).")
+    if args.partition_idle_timeout <= 0:
+        raise UserError("--partition-idle-timeout must be a positive number of seconds (e.g. 30).")
     if args.customer_interval <= 0:
         raise UserError("--customer-interval must be a positive number of seconds (e.g. 1).")
     if args.dedup_horizon <= 0:
@@ -81,6 +88,7 @@ def options_from_args(args) -> JobOptions:
     return dataclasses.replace(JobOptions(), bounded=args.bounded, format=args.format, startup_mode=args.startup,
                                window_size_seconds=args.window_size, window_slide_seconds=args.window_slide,
                                alert_threshold=args.alert_threshold, idle_timeout=f"{args.idle_timeout} s",
+                               partition_idle_timeout_seconds=args.partition_idle_timeout,
                                customer_state_interval_seconds=args.customer_interval,
                                dedup_horizon_minutes=args.dedup_horizon,
                                inactivity_gap_seconds=args.inactivity_gap,
