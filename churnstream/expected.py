@@ -256,17 +256,19 @@ def compute(records, opts: JobOptions, pii_key: bytes, threshold_changes: tuple[
             newest_any = t if newest_any is None else max(newest_any, t)
             if reason:
                 dead.append({"reason": reason, "payload": value.decode("utf-8", errors="replace")})
-            elif late and late[same_record(value.decode("utf-8"))] > 0:
-                # Checked after the rules and before duplicates, as transform.sql step 2a does.
-                late[same_record(value.decode("utf-8"))] -= 1
-                dead.append({"reason": "late", "payload": value.decode("utf-8")})
             else:
                 aid = value_text(doc["activity_id"])
                 if aid in seen:
                     dead.append({"reason": "duplicate_activity_id", "payload": value.decode("utf-8")})
                 else:
                     seen.add(aid)
-                    activities.append((key.decode(), doc))
+                    if late and late[same_record(value.decode("utf-8"))] > 0:
+                        # Checked after deduplication and the joins (transform.sql step 3b): a late
+                        # first copy still makes the later ones duplicates.
+                        late[same_record(value.decode("utf-8"))] -= 1
+                        dead.append({"reason": "late", "payload": value.decode("utf-8")})
+                    else:
+                        activities.append((key.decode(), doc))
 
     enriched = {}
     events = []   # (event_time, activity_id, row) for the aggregates

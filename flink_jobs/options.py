@@ -29,8 +29,11 @@ class JobOptions:
     # How long an activity partition may be silent, while the others of its reader deliver, before
     # it stops holding results back: the bound on what a quiet partition costs (sql/sources.sql).
     # Longer than a partition's leader fail-over on a cluster (about 10-20 s), so a broker lost
-    # there makes no record late; a whole-reader silence of any length is safe (it re-arms).
+    # there makes no record late. A reader (source subtask) silent on every partition keeps its
+    # watermark for the reader timeout (outlasting a broker outage or a stalled producer) and then
+    # goes idle: the bound when a whole subtask has only quiet partitions.
     partition_idle_timeout_seconds: int = 30
+    reader_idle_timeout_seconds: int = 300
     partition_discovery_seconds: int = 10
     max_clock_skew_hours: int = 24
     max_payload_chars: int = 65_536

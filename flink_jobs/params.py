@@ -51,6 +51,7 @@ def kafka_reads(settings: Settings, opts: JobOptions) -> dict[str, dict[str, str
     entity_watermark = {} if opts.bounded else {"scan.watermark.idle-timeout": opts.idle_timeout}
     activity_watermark = {} if opts.bounded else {
         "partition.idle-timeout": f"{opts.partition_idle_timeout_seconds} s",
+        "reader.idle-timeout": f"{opts.reader_idle_timeout_seconds} s",
         # A partition added to the topic is read within this (the connector's default is 5 minutes;
         # producers see it after their metadata refresh, 5 minutes by default, so the job is first).
         "scan.topic-partition-discovery.interval": f"{opts.partition_discovery_seconds} s"}

@@ -11,10 +11,11 @@ CREATE TEMPORARY SYSTEM FUNCTION parse_activity AS 'io.churnstream.udf.ParseActi
 --   partitions of its reader deliver stops holding the watermark back (connector
 --   'kafka-quiet-partitions', flink_udfs/ QuietPartitionIdleness): results wait at most that long
 --   for a quiet partition. Unlike Flink's own idle timeout it tells a quiet partition from an
---   outage: when every partition of a reader falls silent (a broker down, a stall) the first record
---   afterwards re-arms them all, so the first partition back cannot move the watermark past the
---   others' backlog. What arrives behind the watermark anyway is a 'late' dead letter
---   (transform.sql step 2a), never dropped without a trace.
+--   outage: a reader silent on every partition (a broker down, a stalled producer) keeps its
+--   watermark for --reader-idle-timeout, and its first record afterwards re-arms every partition,
+--   so neither the first partition back nor the customer and offer tables can move event time past
+--   the backlog. What arrives behind the watermark anyway is a 'late' dead letter (transform.sql
+--   step 3b), never dropped without a trace.
 -- * the customer and offer tables are quiet by nature (a few changes a day): they go idle after
 --   --idle-timeout without records, so they never hold back the temporal joins. While they have
 --   records to read (at start, after a restart or an outage) they are not idle and the joins wait

@@ -22,7 +22,7 @@ CROSS JOIN UNNEST(ARRAY[parse_activity(r.payload)]) AS p (is_json, activity_id, 
                                                       event_time_text);
 
 -- 2. Check. The first failing rule names the reason; NULL means valid.
-CREATE TEMPORARY VIEW activity_rules AS
+CREATE TEMPORARY VIEW activity_checked AS
 SELECT *,
   CASE
     -- Avro records that could not be decoded (sources_avro.sql); always NULL for JSON.
@@ -54,25 +54,8 @@ SELECT *,
               BETWEEN kafka_ts - INTERVAL '${max_clock_skew_hours}' HOUR
                   AND kafka_ts + INTERVAL '${max_clock_skew_hours}' HOUR) THEN 'event_time_out_of_range'
     ELSE CAST(NULL AS STRING)
-  END AS rule_broken
+  END AS dlq_reason
 FROM activity_parsed;
-
--- 2a. Late. A valid activity at or behind the watermark here would be dropped without a trace by
--- the operators below (the OVER window, MATCH_RECOGNIZE and the windows drop what is behind their
--- watermark, and the temporal join's output is behind it too). It becomes a dead letter with reason
--- 'late' and how far behind it was. Checked here, right after the source: no operator downstream
--- has a watermark ahead of this one, so what passes is never dropped later. With the default
--- flags no record is late (README, "Quiet partitions and late records").
-CREATE TEMPORARY VIEW activity_checked AS
-SELECT *,
-  CASE WHEN rule_broken IS NULL AND rowtime <= CURRENT_WATERMARK(rowtime) THEN 'late' ELSE rule_broken END AS dlq_reason,
-  CASE WHEN rule_broken IS NULL AND rowtime <= CURRENT_WATERMARK(rowtime)
-       -- (the watermark in epoch milliseconds, less the event time, which a valid record's rowtime is)
-       THEN EXTRACT(EPOCH FROM CAST(CURRENT_WATERMARK(rowtime) AS TIMESTAMP(3))) * 1000
-            + EXTRACT(MILLISECOND FROM CAST(CURRENT_WATERMARK(rowtime) AS TIMESTAMP(3)))
-            - CAST(event_time_text AS BIGINT)
-  END AS late_by_ms
-FROM activity_rules;
 
 CREATE TEMPORARY VIEW activity_valid AS
 SELECT
@@ -103,7 +86,7 @@ WHERE dlq_reason IS NULL;
 -- versioned customers in the temporal joins).
 CREATE TEMPORARY VIEW activity_unique AS
 SELECT activity_id, customer_id, customer_key, offer_id, offer_key, activity_type, channel,
-       propensity_to_churn, ip_address, rowtime
+       propensity_to_churn, ip_address, rowtime, payload, kafka_partition, kafka_offset, kafka_ts
 FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY activity_id ORDER BY proc_time ASC) AS copy_number
   FROM activity_valid
@@ -121,32 +104,9 @@ FROM (
 )
 WHERE copy_number BETWEEN 2 AND 1000000000;
 
-CREATE TEMPORARY VIEW dead_letters AS
-SELECT
-  CONCAT('${topic_activity}', '-', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING)) AS dead_letter_id,
-  reason,
-  '${topic_activity}'           AS source_topic,
-  kafka_partition               AS source_partition,
-  kafka_offset                  AS source_offset,
-  CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time,
-  payload,
-  late_by_ms
-FROM (
-  SELECT dlq_reason AS reason, kafka_partition, kafka_offset, kafka_ts, payload, late_by_ms
-  FROM activity_checked
-  WHERE dlq_reason IS NOT NULL
-  UNION ALL
-  SELECT 'duplicate_activity_id' AS reason, kafka_partition, kafka_offset, kafka_ts, payload,
-         CAST(NULL AS BIGINT) AS late_by_ms
-  FROM duplicates
-)
-UNION ALL
--- Customer and offer records that do not decode (--format avro; none with JSON): sources*.sql.
-SELECT * FROM entity_dead_letters;
-
 -- 3. Enrich as of the event time (event-time temporal joins): replays give the same answer.
 -- LEFT joins keep activities whose customer/offer is not known yet; customer_known marks them.
-CREATE TEMPORARY VIEW enriched AS
+CREATE TEMPORARY VIEW enriched_joined AS
 SELECT
   a.activity_id,
   a.customer_id,
@@ -170,10 +130,70 @@ SELECT
   o.offer_name,
   o.offer_url,
   o.product_line,
-  o.monthly_premium
+  o.monthly_premium,
+  a.payload,
+  a.kafka_partition,
+  a.kafka_offset,
+  a.kafka_ts
 FROM activity_unique AS a
 LEFT JOIN customers FOR SYSTEM_TIME AS OF a.rowtime AS c ON a.customer_key = c.customer_key
 LEFT JOIN offers FOR SYSTEM_TIME AS OF a.rowtime AS o ON a.offer_key = o.offer_key;
+
+-- 3b. Late. Every step below (the OVER window, MATCH_RECOGNIZE, the window aggregations and the
+-- engagement function) drops a row that is behind its watermark, without a trace. The joins
+-- above are the last steps that combine watermarks (an activity's with the customers' and
+-- offers'), and they emit a row once their watermark has passed it: a row they emit behind the
+-- watermark they had already passed on is one the steps below could drop. Such a row is a dead
+-- letter with reason 'late' and how far behind it was, and in no result; every other row reaches
+-- steps whose watermark is not ahead of it. With the default flags none is late (README, "Quiet
+-- partitions and late records").
+CREATE TEMPORARY VIEW enriched_checked AS
+SELECT *,
+  CASE WHEN rowtime <= CURRENT_WATERMARK(rowtime)
+       -- (the watermark in epoch milliseconds, less the event time)
+       THEN EXTRACT(EPOCH FROM CAST(CURRENT_WATERMARK(rowtime) AS TIMESTAMP(3))) * 1000
+            + EXTRACT(MILLISECOND FROM CAST(CURRENT_WATERMARK(rowtime) AS TIMESTAMP(3)))
+            - EXTRACT(EPOCH FROM CAST(rowtime AS TIMESTAMP(3))) * 1000
+            - EXTRACT(MILLISECOND FROM CAST(rowtime AS TIMESTAMP(3)))
+  END AS late_by_ms
+FROM enriched_joined;
+
+CREATE TEMPORARY VIEW enriched AS
+SELECT activity_id, customer_id, offer_id, activity_type, channel, propensity_to_churn, ip_hash, rowtime,
+       customer_known, email_hash, gender, income, fico, years_active, income_band, fico_band, tenure_band,
+       offer_known, offer_name, offer_url, product_line, monthly_premium
+FROM enriched_checked
+WHERE late_by_ms IS NULL;
+
+-- Every dead letter: rule broken (step 2), re-sent copy (step 2b), late (step 3b), and customer or
+-- offer records that do not decode.
+CREATE TEMPORARY VIEW dead_letters AS
+SELECT
+  CONCAT('${topic_activity}', '-', CAST(kafka_partition AS STRING), '-', CAST(kafka_offset AS STRING)) AS dead_letter_id,
+  reason,
+  '${topic_activity}'           AS source_topic,
+  kafka_partition               AS source_partition,
+  kafka_offset                  AS source_offset,
+  CAST(kafka_ts AS TIMESTAMP(3)) AS kafka_time,
+  payload,
+  late_by_ms
+FROM (
+  SELECT dlq_reason AS reason, kafka_partition, kafka_offset, kafka_ts, payload, CAST(NULL AS BIGINT) AS late_by_ms
+  FROM activity_checked
+  WHERE dlq_reason IS NOT NULL
+  UNION ALL
+  SELECT 'duplicate_activity_id' AS reason, kafka_partition, kafka_offset, kafka_ts, payload,
+         CAST(NULL AS BIGINT) AS late_by_ms
+  FROM duplicates
+  UNION ALL
+  -- Behind the watermark after the joins (step 3b).
+  SELECT 'late' AS reason, kafka_partition, kafka_offset, kafka_ts, payload, late_by_ms
+  FROM enriched_checked
+  WHERE late_by_ms IS NOT NULL
+)
+UNION ALL
+-- Customer and offer records that do not decode (--format avro; none with JSON): sources*.sql.
+SELECT * FROM entity_dead_letters;
 
 -- 4. Rolling churn propensity per segment: sliding (HOP) windows over five dimensions at once.
 CREATE TEMPORARY VIEW segment_events AS
@@ -262,7 +282,7 @@ MATCH_RECOGNIZE (
 -- 7. Web/mobile sessions: a gap of inactivity closes a session (SESSION window TVF).
 CREATE TEMPORARY VIEW digital_activity AS
 SELECT customer_id, propensity_to_churn, rowtime
-FROM activity_unique
+FROM enriched
 WHERE channel IN ('web', 'mobile');
 
 CREATE TEMPORARY VIEW sessions AS

@@ -63,6 +63,8 @@ HELP = "run '{}' for the valid options."
      "error: --idle-timeout must be a positive number of seconds (e.g. 5)."),
     (("job", "--partition-idle-timeout", "-1"),
      "error: --partition-idle-timeout must be a positive number of seconds (e.g. 30)."),
+    (("job", "--reader-idle-timeout", "10"),
+     "error: --reader-idle-timeout must be at least --partition-idle-timeout (e.g. 300 and 30)."),
     (("job", "--customer-interval", "-1"),
      "error: --customer-interval must be a positive number of seconds (e.g. 1)."),
     (("job", "--dedup-horizon", "0"),

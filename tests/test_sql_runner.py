@@ -77,5 +77,6 @@ def test_project_sql_files_parse_with_the_job_parameters():
     assert "'connector' = 'kafka-quiet-partitions'" in activity and "'partition.idle-timeout' = '30 s'" in activity
     assert "scan.watermark.idle-timeout" not in activity and "table.exec.source.idle-timeout" not in script.config
     assert "'scan.topic-partition-discovery.interval' = '10 s'" in activity
+    assert "'reader.idle-timeout' = '300 s'" in activity
     bounded = sql_runner.load([pipeline.SOURCES["json"]], params.build(Settings(), JobOptions(bounded=True)))
     assert "idle-timeout" not in " ".join(bounded.statements)

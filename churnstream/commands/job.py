@@ -36,9 +36,13 @@ def add_parser(sub) -> None:
     p.add_argument("--partition-idle-timeout", type=int, default=JobOptions.partition_idle_timeout_seconds,
                    metavar="SECONDS",
                    help="an activity partition silent this long while the others deliver stops holding results "
-                        "back (%(default)s): the longest a quiet partition delays them. When every partition "
-                        "falls silent (an outage) they all hold again on the first record back, so no outage "
-                        "makes records late (docs/operations.md: Quiet partitions and late records)")
+                        "back (%(default)s): the longest a quiet partition delays them (docs/design.md: Quiet "
+                        "partitions and late records)")
+    p.add_argument("--reader-idle-timeout", type=int, default=JobOptions.reader_idle_timeout_seconds,
+                   metavar="SECONDS",
+                   help="a source subtask silent on every activity partition keeps its watermark this long "
+                        "(%(default)s), so a broker outage or a stalled producer makes no record late; then it "
+                        "stops holding results back")
     p.add_argument("--customer-interval", type=int, default=JobOptions.customer_state_interval_seconds,
                    metavar="SECONDS", help="the customers index gets each customer's newest state once per this "
                                            "much event time (%(default)s)")
@@ -75,6 +79,8 @@ def options_from_args(args) -> JobOptions:
         raise UserError("--idle-timeout must be a positive number of seconds (e.g. 5).")
     if args.partition_idle_timeout <= 0:
         raise UserError("--partition-idle-timeout must be a positive number of seconds (e.g. 30).")
+    if args.reader_idle_timeout < args.partition_idle_timeout:
+        raise UserError("--reader-idle-timeout must be at least --partition-idle-timeout (e.g. 300 and 30).")
     if args.customer_interval <= 0:
         raise UserError("--customer-interval must be a positive number of seconds (e.g. 1).")
     if args.dedup_horizon <= 0:
@@ -89,6 +95,7 @@ def options_from_args(args) -> JobOptions:
                                window_size_seconds=args.window_size, window_slide_seconds=args.window_slide,
                                alert_threshold=args.alert_threshold, idle_timeout=f"{args.idle_timeout} s",
                                partition_idle_timeout_seconds=args.partition_idle_timeout,
+                               reader_idle_timeout_seconds=args.reader_idle_timeout,
                                customer_state_interval_seconds=args.customer_interval,
                                dedup_horizon_minutes=args.dedup_horizon,
                                inactivity_gap_seconds=args.inactivity_gap,

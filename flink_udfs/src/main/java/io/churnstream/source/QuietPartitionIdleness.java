@@ -22,19 +22,25 @@ import org.slf4j.LoggerFactory;
  * partition is idle, and the first one back moves the watermark alone: the others' backlog then
  * arrives behind it and windows, rolling state and alerts drop it as late.
  *
- * <p>Here a partition is idle when it has been silent for the timeout <em>while its reader was
- * live</em>: the silence is counted from the later of its own last record and the moment its reader
- * (the source subtask) last came back from a silence of the timeout on every partition. So:
+ * <p>Here a partition is idle when it has been silent for the partition timeout <em>while the
+ * other partitions of its reader (the source subtask) went on delivering</em>: the silence is
+ * counted from the later of its own last record and the moment its reader last came back from a
+ * silence of every partition. So:
  *
  * <ul>
- *   <li>a quiet partition next to busy ones is idle after the timeout: results wait at most that long;
- *   <li>when every partition of the reader falls silent (a broker outage, a stalled network, nothing
- *       written anywhere) they all go idle after the timeout, as in Flink, and the first record
- *       afterwards re-arms all of them: each holds the watermark at its last value until it has
- *       delivered its own backlog or been silent for another timeout. The first partition back
+ *   <li>a quiet partition next to busy ones is idle after the partition timeout: results wait at
+ *       most that long;
+ *   <li>when every partition of the reader falls silent (a broker outage, a stalled producer,
+ *       nothing written anywhere) no further partition goes idle until the reader has been silent
+ *       for the reader timeout: the reader keeps its watermark, so no other input (the customer and
+ *       offer tables in a join) can move event time past its backlog. The first record afterwards
+ *       re-arms every partition: each holds the watermark at its last value until it has delivered
+ *       its own backlog or been silent for another partition timeout. The first partition back
  *       cannot overtake the others;
+ *   <li>a reader silent for the reader timeout (one whose partitions all stay quiet, with more
+ *       source subtasks than busy partitions) goes idle, so it holds results back at most that long;
  *   <li>a partition added while the job runs holds the watermark from the moment it is assigned,
- *       for at most the timeout, so its first records are not behind the others.
+ *       for at most the partition timeout, so its first records are not behind the others.
  * </ul>
  *
  * <p>Time is the split's input-activity clock, which Flink pauses while the task is back-pressured
@@ -48,22 +54,25 @@ public final class QuietPartitionIdleness<T> implements WatermarkStrategy<T> {
 
     private final WatermarkStrategy<T> inner;
     private final long timeoutNanos;
+    private final long readerTimeoutNanos;
     // One per deserialized strategy: a source subtask deserializes its own copy and creates every
     // split's generator (and its main output's) from it, so this is the reader's shared state.
     private transient ReaderActivity reader;
 
-    public QuietPartitionIdleness(WatermarkStrategy<T> inner, Duration timeout) {
-        if (timeout.isNegative() || timeout.isZero()) {
-            throw new IllegalArgumentException("the partition idle timeout must be positive, got " + timeout);
+    public QuietPartitionIdleness(WatermarkStrategy<T> inner, Duration timeout, Duration readerTimeout) {
+        if (timeout.isNegative() || timeout.isZero() || readerTimeout.compareTo(timeout) < 0) {
+            throw new IllegalArgumentException("the partition idle timeout must be positive and the reader's "
+                    + "at least as long, got " + timeout + " and " + readerTimeout);
         }
         this.inner = inner;
         this.timeoutNanos = timeout.toNanos();
+        this.readerTimeoutNanos = readerTimeout.toNanos();
     }
 
     @Override
     public WatermarkGenerator<T> createWatermarkGenerator(WatermarkGeneratorSupplier.Context context) {
         if (reader == null) {
-            reader = new ReaderActivity(timeoutNanos);
+            reader = new ReaderActivity(timeoutNanos, readerTimeoutNanos, context.getInputActivityClock().relativeTimeNanos());
         }
         // Asking for the clock also tells Flink to pause it while downstream operators run.
         return new Generator<>(inner.createWatermarkGenerator(context), context.getInputActivityClock(),
@@ -83,11 +92,28 @@ public final class QuietPartitionIdleness<T> implements WatermarkStrategy<T> {
     /** When the reader (all partitions of one source subtask) last delivered, and since when it is live. */
     static final class ReaderActivity {
         private final long timeoutNanos;
+        private final long readerTimeoutNanos;
+        private final long created;
         private long lastRecord = Long.MIN_VALUE;
         private long liveSince = Long.MIN_VALUE;
 
-        ReaderActivity(long timeoutNanos) {
+        ReaderActivity(long timeoutNanos, long readerTimeoutNanos, long now) {
             this.timeoutNanos = timeoutNanos;
+            this.readerTimeoutNanos = readerTimeoutNanos;
+            this.created = now;
+        }
+
+        /**
+         * May a partition silent since {@code since} go idle now: other partitions of the reader went
+         * on delivering for a whole timeout after it fell silent, or the reader has been silent on
+         * every partition for the reader timeout. (Partitions that fall silent together, as in an
+         * outage, keep the watermark where it was.)
+         */
+        boolean mayIdle(long now, long since) {
+            if (lastRecord != Long.MIN_VALUE && lastRecord - since >= timeoutNanos) {
+                return true;
+            }
+            return now - (lastRecord == Long.MIN_VALUE ? created : lastRecord) >= readerTimeoutNanos;
         }
 
         void onRecord(long now) {
@@ -135,8 +161,10 @@ public final class QuietPartitionIdleness<T> implements WatermarkStrategy<T> {
 
         @Override
         public void onPeriodicEmit(WatermarkOutput output) {
-            long silentSince = Math.max(lastActivity, reader.liveSince());
-            if (clock.relativeTimeNanos() - silentSince >= timeoutNanos) {
+            long now = clock.relativeTimeNanos();
+            long since = Math.max(lastActivity, reader.liveSince());
+            // Quiet, and idle already or allowed to be (see ReaderActivity.mayIdle).
+            if (now - since >= timeoutNanos && (idle || reader.mayIdle(now, since))) {
                 idle = true;
                 output.markIdle();
                 return;

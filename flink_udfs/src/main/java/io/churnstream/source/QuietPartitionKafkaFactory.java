@@ -21,9 +21,10 @@ import org.apache.flink.util.TimeUtils;
  * 'connector' = 'kafka-quiet-partitions': Flink's Kafka table source, every option and ability
  * unchanged, whose watermarks treat quiet partitions by {@link QuietPartitionIdleness}.
  *
- * <p>One option of its own, {@code partition.idle-timeout}: how long a partition may be silent
- * while its reader is live before it stops holding the watermark back. Without it the source is
- * Flink's Kafka source exactly (no partition is ever idle).
+ * <p>Options of its own: {@code partition.idle-timeout}, how long a partition may be silent while
+ * its reader is live before it stops holding the watermark back, and {@code reader.idle-timeout}
+ * (default: ten times that), how long a reader silent on every partition keeps its watermark.
+ * Without the first the source is Flink's Kafka source exactly (no partition is ever idle).
  */
 public final class QuietPartitionKafkaFactory implements DynamicTableSourceFactory {
     public static final String IDENTIFIER = "kafka-quiet-partitions";
@@ -32,6 +33,11 @@ public final class QuietPartitionKafkaFactory implements DynamicTableSourceFacto
             ConfigOptions.key("partition.idle-timeout").durationType().noDefaultValue()
                     .withDescription("A partition silent for this long while other partitions of its "
                             + "reader deliver stops holding the watermark back.");
+
+    public static final ConfigOption<Duration> READER_IDLE_TIMEOUT =
+            ConfigOptions.key("reader.idle-timeout").durationType().noDefaultValue()
+                    .withDescription("A source subtask silent on every partition for this long goes idle "
+                            + "(default: ten times partition.idle-timeout).");
 
     private static DynamicTableSourceFactory kafka(ClassLoader loader) {
         return FactoryUtil.discoverFactory(loader, DynamicTableSourceFactory.class, "kafka");
@@ -52,6 +58,7 @@ public final class QuietPartitionKafkaFactory implements DynamicTableSourceFacto
         Set<ConfigOption<?>> options = new HashSet<>(
                 kafka(Thread.currentThread().getContextClassLoader()).optionalOptions());
         options.add(PARTITION_IDLE_TIMEOUT);
+        options.add(READER_IDLE_TIMEOUT);
         return options;
     }
 
@@ -60,6 +67,7 @@ public final class QuietPartitionKafkaFactory implements DynamicTableSourceFacto
         ResolvedCatalogTable table = context.getCatalogTable();
         Map<String, String> options = new HashMap<>(table.getOptions());
         String timeout = options.remove(PARTITION_IDLE_TIMEOUT.key());
+        String readerTimeout = options.remove(READER_IDLE_TIMEOUT.key());
         options.put(FactoryUtil.CONNECTOR.key(), "kafka");
         DynamicTableSource source = FactoryUtil.createDynamicTableSource(
                 kafka(context.getClassLoader()), context.getObjectIdentifier(), table.copy(options),
@@ -71,6 +79,8 @@ public final class QuietPartitionKafkaFactory implements DynamicTableSourceFacto
                     + "takes watermarks: " + source.getClass().getName());
         }
         Duration idle = timeout == null ? null : TimeUtils.parseDuration(timeout);
-        return new QuietPartitionSource(source, idle);
+        Duration readerIdle = readerTimeout != null ? TimeUtils.parseDuration(readerTimeout)
+                : idle == null ? null : idle.multipliedBy(10);
+        return new QuietPartitionSource(source, idle, readerIdle);
     }
 }

@@ -21,10 +21,12 @@ import org.apache.flink.table.types.DataType;
 final class QuietPartitionSource implements ScanTableSource, SupportsReadingMetadata, SupportsWatermarkPushDown {
     private final DynamicTableSource kafka;
     private final Duration idleTimeout;   // null: no partition is ever idle
+    private final Duration readerIdleTimeout;
 
-    QuietPartitionSource(DynamicTableSource kafka, Duration idleTimeout) {
+    QuietPartitionSource(DynamicTableSource kafka, Duration idleTimeout, Duration readerIdleTimeout) {
         this.kafka = kafka;
         this.idleTimeout = idleTimeout;
+        this.readerIdleTimeout = readerIdleTimeout;
     }
 
     @Override
@@ -55,27 +57,29 @@ final class QuietPartitionSource implements ScanTableSource, SupportsReadingMeta
     @Override
     public void applyWatermark(WatermarkStrategy<RowData> watermarkStrategy) {
         ((SupportsWatermarkPushDown) kafka).applyWatermark(idleTimeout == null
-                ? watermarkStrategy : new QuietPartitionIdleness<>(watermarkStrategy, idleTimeout));
+                ? watermarkStrategy : new QuietPartitionIdleness<>(watermarkStrategy, idleTimeout, readerIdleTimeout));
     }
 
     @Override
     public DynamicTableSource copy() {
-        return new QuietPartitionSource(kafka.copy(), idleTimeout);
+        return new QuietPartitionSource(kafka.copy(), idleTimeout, readerIdleTimeout);
     }
 
     @Override
     public String asSummaryString() {
-        return kafka.asSummaryString() + (idleTimeout == null ? "" : " (partition idle timeout " + idleTimeout + ")");
+        return kafka.asSummaryString() + (idleTimeout == null ? ""
+                : " (idle timeouts: partition " + idleTimeout + ", reader " + readerIdleTimeout + ")");
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof QuietPartitionSource && kafka.equals(((QuietPartitionSource) o).kafka)
-                && Objects.equals(idleTimeout, ((QuietPartitionSource) o).idleTimeout);
+                && Objects.equals(idleTimeout, ((QuietPartitionSource) o).idleTimeout)
+                && Objects.equals(readerIdleTimeout, ((QuietPartitionSource) o).readerIdleTimeout);
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(kafka, idleTimeout);
+        return Objects.hash(kafka, idleTimeout, readerIdleTimeout);
     }
 }

@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Test;
 class QuietPartitionIdlenessTest {
     private static final long S = 1_000_000_000L;
     private static final long TIMEOUT = 30 * S;
+    private static final long READER_TIMEOUT = 300 * S;
 
     /** A clock the test moves. */
     private static final class Clock implements RelativeClock {
@@ -73,7 +74,8 @@ class QuietPartitionIdlenessTest {
     }
 
     private final Clock clock = new Clock();
-    private final QuietPartitionIdleness.ReaderActivity reader = new QuietPartitionIdleness.ReaderActivity(TIMEOUT);
+    private final QuietPartitionIdleness.ReaderActivity reader =
+            new QuietPartitionIdleness.ReaderActivity(TIMEOUT, READER_TIMEOUT, 0);
 
     private QuietPartitionIdleness.Generator<String> split() {
         return new QuietPartitionIdleness.Generator<>(new Newest(), clock, TIMEOUT, reader);
@@ -100,6 +102,30 @@ class QuietPartitionIdlenessTest {
     }
 
     @Test
+    void aReaderSilentEverywhereKeepsItsWatermarkUntilTheReaderTimeout() {
+        at(0);
+        QuietPartitionIdleness.Generator<String> first = split(), second = split();
+        Output f = new Output(), s = new Output();
+        at(1);
+        first.onEvent("x", 1_000, f);
+        second.onEvent("x", 1_000, s);
+        // A broker outage or a stalled producer: nothing from either. Neither goes idle, so no other
+        // input of a join can move event time past what this reader has still to deliver.
+        for (long t = 2; t <= 300; t++) {
+            at(t);
+            first.onPeriodicEmit(f);
+            second.onPeriodicEmit(s);
+            assertEquals("wm -4000", f.last(), "at " + t + " s");
+            assertEquals("wm -4000", s.last(), "at " + t + " s");
+        }
+        at(301);   // silent for the reader timeout: the reader goes idle
+        first.onPeriodicEmit(f);
+        second.onPeriodicEmit(s);
+        assertEquals("idle", f.last());
+        assertEquals("idle", s.last());
+    }
+
+    @Test
     void afterEveryPartitionWasSilentTheFirstRecordBackReArmsThemAll() {
         at(0);
         QuietPartitionIdleness.Generator<String> first = split(), second = split();
@@ -107,27 +133,74 @@ class QuietPartitionIdlenessTest {
         at(1);
         first.onEvent("x", 1_000, f);
         second.onEvent("x", 1_000, s);
-        // An outage: nothing from either for 100 s. Both idle after the timeout, as in Flink.
-        at(40);
+        at(400);   // silent longer than the reader timeout: both idle
         first.onPeriodicEmit(f);
         second.onPeriodicEmit(s);
-        assertEquals("idle", f.last());
         assertEquals("idle", s.last());
         // The first partition back: the second, still silent, holds the watermark at its last value
         // again (active, no new watermark) instead of letting the first one move it.
-        at(101);
-        first.onEvent("x", 101_000, f);
+        at(401);
+        first.onEvent("x", 401_000, f);
         first.onPeriodicEmit(f);
         second.onPeriodicEmit(s);
-        assertEquals("wm 96000", f.last());
+        assertEquals("wm 396000", f.last());
         assertEquals(List.of("active", "wm -4000"), s.calls.subList(s.calls.size() - 2, s.calls.size()));
-        // Still silent a whole timeout after the reader came back (the first partition delivering
-        // every second): idle again.
-        for (long t = 102; t <= 131; t++) {
+        // Still silent a whole partition timeout after the reader came back (the first partition
+        // delivering every second): idle again.
+        for (long t = 402; t <= 431; t++) {
             at(t);
             first.onEvent("x", t * 1000, f);
             second.onPeriodicEmit(s);
-            assertEquals(t < 131 ? "wm -4000" : "idle", s.last(), "at " + t + " s");
+            assertEquals(t < 431 ? "wm -4000" : "idle", s.last(), "at " + t + " s");
+        }
+    }
+
+    @Test
+    void aPartitionAlreadyIdleStaysIdleWhenTheWholeReaderFallsSilent() {
+        at(0);
+        QuietPartitionIdleness.Generator<String> busy = split(), quiet = split();
+        Output b = new Output(), q = new Output();
+        for (long t = 1; t <= 40; t++) {
+            at(t);
+            busy.onEvent("x", t * 1000, b);
+            busy.onPeriodicEmit(b);
+            quiet.onPeriodicEmit(q);
+        }
+        assertEquals("idle", q.last());
+        at(100);   // the busy one silent for 60 s: it keeps the reader's watermark, the quiet one stays idle
+        busy.onPeriodicEmit(b);
+        quiet.onPeriodicEmit(q);
+        assertEquals("wm 35000", b.last());
+        assertEquals("idle", q.last());
+    }
+
+    @Test
+    void aReaderThatNeverDeliversGoesIdleAfterTheReaderTimeout() {
+        at(0);
+        QuietPartitionIdleness.Generator<String> only = split();
+        Output o = new Output();
+        at(299);
+        only.onPeriodicEmit(o);
+        assertEquals("none", o.last());
+        at(300);
+        only.onPeriodicEmit(o);
+        assertEquals("idle", o.last());
+    }
+
+    @Test
+    void partitionsFallingSilentTogetherStayActiveThoughOneStoppedALittleEarlier() {
+        at(0);
+        QuietPartitionIdleness.Generator<String> a = split(), b = split();
+        Output oa = new Output(), ob = new Output();
+        at(1);
+        a.onEvent("x", 1_000, oa);
+        at(2);
+        b.onEvent("x", 2_000, ob);   // the outage starts: b's last record a second after a's
+        for (long t = 3; t <= 120; t++) {
+            at(t);
+            a.onPeriodicEmit(oa);
+            b.onPeriodicEmit(ob);
+            assertEquals("wm -4000", oa.last(), "at " + t + " s");   // a holds the watermark
         }
     }
 
@@ -158,11 +231,12 @@ class QuietPartitionIdlenessTest {
         at(50);
         QuietPartitionIdleness.Generator<String> added = split();
         Output n = new Output();
-        at(79);
-        added.onPeriodicEmit(n);
-        assertEquals("none", n.last());   // active from its assignment: it holds the watermark
-        at(80);
-        added.onPeriodicEmit(n);
-        assertEquals("idle", n.last());
+        for (long t = 51; t <= 80; t++) {   // the old partition goes on delivering
+            at(t);
+            old.onEvent("x", t * 1000, o);
+            added.onPeriodicEmit(n);
+            // Active from its assignment (it holds the watermark), idle a partition timeout later.
+            assertEquals(t < 80 ? "none" : "idle", n.last(), "at " + t + " s");
+        }
     }
 }
