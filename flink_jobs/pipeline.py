@@ -98,9 +98,10 @@ def table_env(settings: Settings, streaming: bool = True, jars: JobJars | None =
     os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
     _prepare_gateway_jvm(jars, heap=None if settings.flink_jobmanager else settings.flink_heap)
     # The local mini-cluster's own log (partitions going idle, checkpoints, restarts) in the run
-    # folder with the other services' logs, not inside the installed pyflink package.
-    # (Read when the gateway starts: the first table environment of a process decides.)
-    os.environ["FLINK_LOG_DIR"] = str(flink_log_dir(settings))
+    # folder with the other services' logs, not inside the installed pyflink package; a
+    # FLINK_LOG_DIR of the caller's wins. (Read when the gateway starts: the first table
+    # environment of a process decides, and its children inherit it.)
+    os.environ.setdefault("FLINK_LOG_DIR", str(Path(settings.run_dir).resolve() / "logs"))
     flink_log_dir(settings).mkdir(parents=True, exist_ok=True)
     env_settings = (EnvironmentSettings.in_streaming_mode() if streaming
                     else EnvironmentSettings.in_batch_mode())
@@ -312,7 +313,7 @@ def _savepoint_left_by(root: Path, jid: str, since: float, wait_s: float = 60.0)
 
 
 def flink_log_dir(settings: Settings) -> Path:
-    return Path(settings.run_dir).resolve() / "logs"
+    return Path(os.environ.get("FLINK_LOG_DIR") or Path(settings.run_dir).resolve() / "logs")
 
 
 def flink_log(settings: Settings) -> Path | None:

@@ -30,7 +30,11 @@ def compose_flink() -> tuple[dict[str, str], str]:
 def env_for(settings, **extra: str) -> dict[str, str]:
     """This process's environment with every one of `settings` in it: what a `churnstream`
     subprocess (job, index, job --stop) needs to work on the same topics, indices and run folder."""
-    return {**os.environ, **settings.to_env(), **extra}
+    env = {**os.environ, **settings.to_env(), **extra}
+    # A child's Flink log goes to its own run folder: this process's FLINK_LOG_DIR, if an earlier
+    # test's table environment set it, names another test's folder.
+    env.pop("FLINK_LOG_DIR", None)
+    return env
 
 
 class ClusterJob:

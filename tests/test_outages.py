@@ -67,8 +67,8 @@ def _start(server) -> None:
 
 
 # The broker outage (issue 20 asks for 2 minutes; the suite runs 40 s by default, longer than the
-# partition idle timeout, so every partition goes idle and must be re-armed when the broker is back.
-# CHURNSTREAM_TEST_BROKER_DOWN_S=120 runs the long one).
+# partition idle timeout: the partitions fall silent together, so none may go idle, and the reader
+# keeps its watermark; CHURNSTREAM_TEST_BROKER_DOWN_S=120 runs the long one).
 BROKER_DOWN_S = float(os.environ.get("CHURNSTREAM_TEST_BROKER_DOWN_S", "40"))
 
 
@@ -101,10 +101,12 @@ def test_broker_stopped_under_load_generator_retries_and_job_resumes_with_defaul
     ledgers = []
     feed = threading.Thread(target=lambda: ledgers.append(produce(s, config, rate=1_000, progress=False)))
     feed.start()
-    # The job's default flags: every activity partition goes idle during the outage, and the first
-    # record back re-arms them all, so the first partition back cannot move the watermark past the
-    # others' records (with Flink's own 5 s idle timeout on every source this outage dropped 2 of 237
-    # window results, 35 were wrong and 5 of 9 alerts missing; now they would be 'late' dead letters).
+    # The job's default flags: the activity partitions fall silent together, so none goes idle and
+    # the reader keeps its watermark through the outage (for up to --reader-idle-timeout), and
+    # neither the first partition back nor the customer table's records can move event time past
+    # the backlog (with Flink's own 5 s idle timeout on every source this outage dropped 2 of 237
+    # window results, 35 were wrong and 5 of 9 alerts missing; an idle reader let the customer
+    # table's watermark run ahead and the windows missed ~200 events each).
     # No record may be late: settle() compares without accounting for any.
     proc = _job_after_snapshot(s, log)
     broker = KafkaServer(outage_stack)    # the stack's own run folder holds its pid file
