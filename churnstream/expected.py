@@ -487,22 +487,16 @@ def _engagement(events, opts: JobOptions, state: dict[str, dict], newest_any: in
     A customer's document is the one of the last timer to fire: the end of the customer-state
     interval of their last event, the refresh timers every refresh interval after it (until the
     window has drained) and the inactivity timer at last + gap. A bounded run ends where the data's
-    own watermark does (the newest event time less the out-of-orderness); later timers never fire.
+    own watermark does: the newest event time of any activity record, valid or not (``newest_any``;
+    None: the newest of ``events``), less the out-of-orderness; later timers never fire. (The job reads that end before it starts and
+    gives it to every parallel instance: flink_jobs/bounded.py.)
     """
     if not events:
         return {}
     gap, window = opts.inactivity_gap_seconds * 1000, opts.engagement_window_seconds * 1000
     refresh, interval = opts.engagement_refresh_seconds * 1000, opts.customer_state_interval_seconds * 1000
-    lateness = opts.out_of_orderness_seconds * 1000
-    end = max(e["event_time"] for e in events) - lateness
-    if newest_any is not None and newest_any - lateness > end:
-        # A bad record newer than every valid one moved the job's watermark further than this
-        # recomputation can know it got before the input ended: timers in between may or may not fire.
-        pending = [cid for cid, doc in state.items()
-                   if any(end < t <= newest_any - lateness for t in _timers(doc["last_activity_time"], gap, window, refresh))]
-        if pending:
-            raise ValueError(f"the data ends with an invalid activity newer than the valid ones, and customers "
-                             f"{pending[:5]} have timers in between: the final documents are not determined")
+    newest = max(e["event_time"] for e in events) if newest_any is None else newest_any
+    end = newest - opts.out_of_orderness_seconds * 1000
     alerts = {}
     n = opts.rolling_events
     for cid, evs in _per_customer(events).items():

@@ -40,33 +40,40 @@ def result_options(settings: Settings) -> dict[str, str]:
     }
 
 
-def kafka_reads(settings: Settings, opts: JobOptions) -> dict[str, dict[str, str]]:
+def kafka_reads(settings: Settings, opts: JobOptions,
+                activity_stop_offsets: str | None = None) -> dict[str, dict[str, str]]:
     """Per source table: the WITH options every format shares (topic, connection, consumer group,
-    read bounds, raw record key); sources.sql and sources_avro.sql add only their value format."""
+    read bounds, raw record key); sources.sql and sources_avro.sql add only their value format.
+    ``activity_stop_offsets``: where a bounded run stops reading activity (flink_jobs.bounded)."""
     common = {**kafka_properties(settings), "properties.group.id": opts.group_id,
               "scan.bounded.mode": "latest-offset" if opts.bounded else "unbounded",
               "key.format": "raw", "value.fields-include": "EXCEPT_KEY"}
     # Idleness (sources.sql says why each source has its own). A bounded run ends every source with
     # a final watermark, and an idle timeout there only adds a start-up race.
     entity_watermark = {} if opts.bounded else {"scan.watermark.idle-timeout": opts.idle_timeout}
-    activity_watermark = {} if opts.bounded else {
+    activity_only = {} if opts.bounded else {
         "partition.idle-timeout": f"{opts.partition_idle_timeout_seconds} s",
         "reader.idle-timeout": f"{opts.reader_idle_timeout_seconds} s",
         # A partition added to the topic is read within this (the connector's default is 5 minutes;
         # producers see it after their metadata refresh, 5 minutes by default, so the job is first).
         "scan.topic-partition-discovery.interval": f"{opts.partition_discovery_seconds} s"}
+    if opts.bounded and activity_stop_offsets:
+        activity_only = {"scan.bounded.mode": "specific-offsets",
+                              "scan.bounded.specific-offsets": activity_stop_offsets}
     return {
         # raw key (the customer id) and raw value: a bad record becomes a dead letter, never a failed job
         "activity_kafka": {"topic": settings.topic(catalog.ACTIVITY), **common,
                            "scan.startup.mode": opts.startup_mode, "key.fields": "record_key", "value.format": "raw",
-                           **activity_watermark},
+                           **activity_only},
         "customers_kafka": {"topic": settings.topic(catalog.DETAILS), **common, **entity_watermark},
         "offers_kafka": {"topic": settings.topic(catalog.OFFERS), **common, **entity_watermark},
     }
 
 
-def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None) -> dict[str, object]:
-    """Every ${name} of the SQL files. ``jars``: needed for --format avro (the function's jar)."""
+def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None,
+          activity_stop_offsets: str | None = None) -> dict[str, object]:
+    """Every ${name} of the SQL files. ``jars``: needed for --format avro (the function's jar);
+    ``activity_stop_offsets``: a bounded run's (flink_jobs.bounded)."""
     if opts.format == "avro" and jars is None:
         raise ValueError("an Avro job needs its jars (JobJars) for the SQL's USING JAR")
     p: dict[str, object] = {
@@ -84,7 +91,7 @@ def build(settings: Settings, opts: JobOptions, jars: JobJars | None = None) -> 
         "high_risk_threshold": catalog.HIGH_RISK_PROPENSITY,
         "high_value_income": catalog.HIGH_VALUE_INCOME,
         "rolling_events_minus_one": opts.rolling_events - 1,
-        **kafka_reads(settings, opts),
+        **kafka_reads(settings, opts, activity_stop_offsets),
         "schema_registry_url": settings.schema_registry_url,
         "udf_jar": jars.udf.as_uri() if opts.format == "avro" else "",
         "customer_details_schema": _schema_text("customer_details.avsc"),

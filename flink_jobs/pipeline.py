@@ -14,7 +14,7 @@ from pathlib import Path
 from foundation import UserError, catalog
 from foundation.pii import hash_key
 from foundation.settings import Settings, prefix_tag
-from flink_jobs import compiled_plan
+from flink_jobs import bounded, compiled_plan
 from flink_jobs import params as job_params
 from flink_jobs import sql_runner
 from flink_jobs.jars import JobJars
@@ -34,7 +34,7 @@ PIPELINE = job_params.SQL_DIR / "pipeline.sql"
 # resume: the slower start let activity partitions go idle and be overtaken (the idle timeout then
 # applied to every source). Activity partitions are no longer marked idle (sql/sources.sql), which
 # removes that race; the deferral stays, as it costs nothing.
-def register_functions(t_env, key: bytes, opts: JobOptions) -> None:
+def register_functions(t_env, key: bytes, opts: JobOptions, end_ms: int | None = None) -> None:
     """Our Java functions that take constructor arguments (no PyFlink API takes a Java instance):
 
     - pseudonymise(STRING): the keyed hash of foundation.pii (flink_udfs/Pseudonymise.java). The
@@ -42,7 +42,8 @@ def register_functions(t_env, key: bytes, opts: JobOptions) -> None:
       it travels inside the serialized function.
     - customer_engagement(TABLE ...): the per-customer state and timers of transform.sql step 8
       (flink_udfs/CustomerEngagement.java). Its durations go to the constructor because its timers
-      fire without a row, where a PTF sees no scalar argument.
+      fire without a row, where a PTF sees no scalar argument. ``end_ms``: where a bounded input's
+      event time ends (flink_jobs/bounded.py), None if unknown.
     """
     from pyflink.java_gateway import get_gateway
 
@@ -51,7 +52,8 @@ def register_functions(t_env, key: bytes, opts: JobOptions) -> None:
     engagement = udf.CustomerEngagement(opts.inactivity_gap_seconds * 1000, opts.engagement_window_seconds * 1000,
                                         opts.engagement_refresh_seconds * 1000,
                                         opts.customer_state_interval_seconds * 1000,
-                                        opts.session_gap_minutes * 60_000, opts.out_of_orderness_seconds * 1000)
+                                        opts.session_gap_minutes * 60_000, opts.out_of_orderness_seconds * 1000,
+                                        udf.CustomerEngagement.NO_END if end_ms is None else end_ms)
     t_env._j_tenv.createTemporarySystemFunction("customer_engagement", engagement)  # noqa: SLF001
 
 
@@ -220,6 +222,16 @@ def latest_checkpoint(settings: Settings) -> Path | None:
 def build(settings: Settings, opts: JobOptions, sink: str = "kafka", resume_from: Path | None = None):
     """Create the table environment with every table and view; returns (t_env, script)."""
     jars = JobJars.resolve(settings)
+    # A bounded run reads the activity records present now; first, where their event time ends
+    # (flink_jobs/bounded.py), in a batch job of its own.
+    stop = bounded.stop_offsets(settings, settings.topic(catalog.ACTIVITY)) if opts.bounded else None
+    values = job_params.build(settings, opts, jars, activity_stop_offsets=stop)
+    end_ms = None
+    if opts.bounded:
+        batch = table_env(settings, streaming=False, jars=jars, ship_jars=True)
+        sql_runner.apply(batch, sql_runner.load([SOURCES[opts.format]], values), run_inserts=False)
+        newest = bounded.newest_event_time(batch, values)
+        end_ms = None if newest is None else newest - opts.out_of_orderness_seconds * 1000
     t_env = table_env(settings, jars=jars, ship_jars=True)
     configure_checkpoints(t_env, settings)
     if resume_from is not None:
@@ -230,8 +242,7 @@ def build(settings: Settings, opts: JobOptions, sink: str = "kafka", resume_from
         # The local mini-cluster's REST endpoint on a port we know (Flink picks a random one
         # otherwise): `churnstream job --stop` reaches the job there (run_file says where).
         t_env.get_config().set("rest.bind-port", str(_free_port()))
-    register_functions(t_env, hash_key(settings), opts)
-    values = job_params.build(settings, opts, jars)
+    register_functions(t_env, hash_key(settings), opts, end_ms)
     script = sql_runner.load([SOURCES[opts.format], TRANSFORM, SINKS, PIPELINE], values)
     sql_runner.apply(t_env, script, run_inserts=False)
     if sink == "print":

@@ -26,7 +26,10 @@ def ensure_topics(settings: Settings, specs=TOPICS) -> list[str]:
     wanted = [s for s in specs if settings.topic(s.name) not in existing]
     if not wanted:
         return []
-    futures = admin.create_topics([NewTopic(settings.topic(s.name), s.partitions, 1, config=s.config)
+    # The catalog's partitions, or the job's parallelism if that is more: a source subtask without a
+    # partition reads nothing, and a result topic's partitions are what its indexers share.
+    futures = admin.create_topics([NewTopic(settings.topic(s.name), max(s.partitions, settings.parallelism), 1,
+                                            config=s.config)
                                    for s in wanted], operation_timeout=30)
     created = []
     for name, fut in futures.items():

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.flink
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     settings = Settings.from_env(run_dir=str(tmp_path_factory.mktemp("run")))
-    return pipeline.build(settings, JobOptions(bounded=True))
+    return pipeline.build(settings, JobOptions())   # unbounded: a bounded build first reads Kafka
 
 
 @pytest.fixture(scope="module")

@@ -36,10 +36,15 @@ import org.apache.flink.types.Row;
  *
  * <p>End of a bounded input: Flink then advances event time to the end of time, which would fire
  * every customer's refresh and inactivity timers as if the stream had gone on for ever, and every
- * customer would end inactive. Time-passing timers fire only up to the newest event time this
- * instance saw less the watermark's out-of-orderness (what the data's own watermark reached);
- * "emit" timers always fire (they only publish events already seen). At parallelism 1 that bound
- * is the stream's; the newest time is not state (a restored job learns it from its next rows).
+ * customer would end inactive. Time-passing timers fire only up to the event time where the input
+ * ends: {@code endMs}, the newest event time of the whole bounded input less the watermark's
+ * out-of-orderness (what the data's own watermark reached; the job reads it before it starts,
+ * flink_jobs/bounded.py), the same for every parallel instance, so the documents do not depend on
+ * the parallelism. The watermark never passes it while the input is read, so which timers fire
+ * does not depend on timing either. "emit" timers always fire (they only publish events already
+ * seen). Without {@code endMs} (an unbounded job stopped with --drain) the bound is the newest
+ * event time this instance saw less the out-of-orderness; it is not state (a restored job learns
+ * it from its next rows).
  */
 @DataTypeHint("ROW<kind STRING, last_activity_id STRING, last_activity_type STRING, last_activity_ms BIGINT, "
         + "rolling_propensity DOUBLE, recent_events BIGINT, risk_tier STRING, value_risk_quadrant STRING, "
@@ -50,12 +55,17 @@ public class CustomerEngagement extends ProcessTableFunction<Row> {
     public static final int BUCKETS = 30;
     private static final String EMIT = "emit", REFRESH = "refresh", INACTIVE = "inactive";   // emit: unnamed
 
-    private final long gapMs, windowMs, refreshMs, emitMs, sessionGapMs, lateMs, bucketMs;
+    /** endMs for an input with no known end. */
+    public static final long NO_END = Long.MIN_VALUE;
+
+    private final long gapMs, windowMs, refreshMs, emitMs, sessionGapMs, lateMs, bucketMs, endMs;
     private transient long newestMs;
 
     /** All in milliseconds: inactivity gap, frequency window, refresh interval, customer-state
-     * interval, session gap, watermark out-of-orderness. */
-    public CustomerEngagement(long gapMs, long windowMs, long refreshMs, long emitMs, long sessionGapMs, long lateMs) {
+     * interval, session gap, watermark out-of-orderness; endMs: the event time where a bounded
+     * input ends (epoch ms), or NO_END. */
+    public CustomerEngagement(long gapMs, long windowMs, long refreshMs, long emitMs, long sessionGapMs, long lateMs,
+                              long endMs) {
         if (gapMs <= 0 || windowMs < BUCKETS || refreshMs <= 0 || emitMs <= 0 || sessionGapMs <= 0 || lateMs < 0) {
             throw new IllegalArgumentException("customer_engagement: durations must be positive");
         }
@@ -66,6 +76,7 @@ public class CustomerEngagement extends ProcessTableFunction<Row> {
         this.sessionGapMs = sessionGapMs;
         this.lateMs = lateMs;
         this.bucketMs = windowMs / BUCKETS;
+        this.endMs = endMs;
     }
 
     @Override
@@ -160,6 +171,15 @@ public class CustomerEngagement extends ProcessTableFunction<Row> {
         }
     }
 
+    /** The event time a bounded input ends at: the given end, else this instance's newest less the
+     * out-of-orderness (nothing seen: no end, so no time-passing timer fires). */
+    private long end() {
+        if (endMs != NO_END) {
+            return endMs;
+        }
+        return newestMs == Long.MIN_VALUE ? Long.MIN_VALUE : newestMs - lateMs;
+    }
+
     /** The last refresh timer of the chain after an event at last. */
     private long lastRefresh(long last) {
         return last + Math.max(1, windowMs / refreshMs) * refreshMs;
@@ -183,7 +203,7 @@ public class CustomerEngagement extends ProcessTableFunction<Row> {
             return;
         }
         boolean endOfInput = time.currentWatermark() != null && time.currentWatermark() == Long.MAX_VALUE;
-        if (!EMIT.equals(timer) && endOfInput && (newestMs == Long.MIN_VALUE || at > newestMs - lateMs)) {
+        if (!EMIT.equals(timer) && endOfInput && at > end()) {
             return;
         }
         if (INACTIVE.equals(timer) && m.alertedForMs != m.lastMs) {
