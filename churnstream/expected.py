@@ -329,6 +329,9 @@ def _segments(events, opts: JobOptions) -> dict[str, dict]:
 
 
 def _per_customer(events):
+    """Each customer's events in event-time order; events of one millisecond in the order their
+    records were written (sort is stable). A customer's records share one partition (the record key
+    is the customer id), so that is the Kafka order transform.sql step 5a sorts them into."""
     by_customer = defaultdict(list)
     for e in events:
         by_customer[e["customer_id"]].append(e)

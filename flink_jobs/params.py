@@ -34,6 +34,8 @@ def result_options(settings: Settings) -> dict[str, str]:
         # Not exactly-once: transactions would hide every record until the next checkpoint commits
         # (seconds of latency). Ids are stable, so what a restart writes again replaces itself.
         "sink.delivery-guarantee": "at-least-once",
+        # Written once every in-sync replica has it (a replicated topic survives a broker's loss).
+        "properties.acks": "all",
         # Latency over batching: results leave within 10 ms, compressed.
         "properties.linger.ms": "10",
         "properties.compression.type": "lz4",

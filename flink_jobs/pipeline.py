@@ -193,6 +193,11 @@ def configure_checkpoints(t_env, settings: Settings) -> None:
     conf.set("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
     conf.set("execution.checkpointing.min-pause", f"{settings.checkpoint_interval_ms // 2} ms")
     conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
+    # Where state lives (Settings.state_backend): on the heap, or in RocksDB on local disk, whose
+    # checkpoints then upload only the files that changed since the last one.
+    conf.set("state.backend.type", settings.state_backend)
+    if settings.state_backend == "rocksdb":
+        conf.set("execution.checkpointing.incremental", "true")
     # The default JobManager-memory storage fails above 5 MB of state: keep checkpoints on disk.
     ckpt = checkpoint_root(settings)
     conf.set("execution.checkpointing.storage", "filesystem")

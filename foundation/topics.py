@@ -28,8 +28,8 @@ def ensure_topics(settings: Settings, specs=TOPICS) -> list[str]:
         return []
     # The catalog's partitions, or the job's parallelism if that is more: a source subtask without a
     # partition reads nothing, and a result topic's partitions are what its indexers share.
-    futures = admin.create_topics([NewTopic(settings.topic(s.name), max(s.partitions, settings.parallelism), 1,
-                                            config=s.config)
+    futures = admin.create_topics([NewTopic(settings.topic(s.name), max(s.partitions, settings.parallelism),
+                                            settings.topic_replication, config={**s.config, **replicated(settings)})
                                    for s in wanted], operation_timeout=30)
     created = []
     for name, fut in futures.items():
@@ -42,6 +42,15 @@ def ensure_topics(settings: Settings, specs=TOPICS) -> list[str]:
                 raise UserError(f"could not create topic {name}: {e}") from None
     _wait_for_leaders(settings, admin, [settings.topic(s.name) for s in wanted])
     return created
+
+
+def replicated(settings: Settings) -> dict[str, str]:
+    """A replicated topic takes a write once all but one of its replicas have it (2 of 3): with
+    producers waiting for them (acks=all), an acknowledged record survives the loss of any one
+    broker, and writes go on while one is down."""
+    if settings.topic_replication < 2:
+        return {}
+    return {"min.insync.replicas": str(settings.topic_replication - 1)}
 
 
 def _wait_for_leaders(settings: Settings, admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:

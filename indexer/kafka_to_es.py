@@ -20,7 +20,8 @@ What it guarantees, and how:
 - A document Elasticsearch refuses for good (mapping conflict, unparsable JSON): one record on the
   index dead-letter topic with the reason, index, id and payload; then it counts as done.
 The request body is the record bytes between two action lines: no document is decoded here.
-Scale-out is the group's: more processes with the same group id share the partitions.
+Scale-out is the group's: more processes with the same group id share the partitions; one that dies
+leaves its partitions to the others within the session timeout (10 s).
 """
 
 from __future__ import annotations
@@ -127,6 +128,9 @@ class Indexer:
             "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
             "max.poll.interval.ms": 600_000,
+            # An indexer that dies (kill -9, a lost machine) leaves its partitions to the others of
+            # the group after this long without a heartbeat (Kafka's default is 45 s).
+            "session.timeout.ms": 10_000,
             "on_commit": self._on_commit,
         })
 

@@ -68,7 +68,7 @@ def es_client(settings: Settings):
     if not key:
         return settings.es_client()
 
-    return Elasticsearch(settings.es_url, api_key=key, request_timeout=30)
+    return Elasticsearch(settings.es_urls(), api_key=key, request_timeout=30)
 
 
 def wait_for_elasticsearch(settings: Settings, es=None, timeout: float = 300.0) -> None:

@@ -223,6 +223,37 @@ FROM TABLE(HOP(TABLE segment_events, DESCRIPTOR(rowtime),
 GROUP BY window_start, window_end, dimension, segment;
 
 -- 5. Per-customer rolling state over the customer's recent events (OVER window on event time).
+-- 5a. One order per customer. The OVER window, the alerts and the engagement function take a
+-- customer's events in event-time order, and events of the same millisecond in the order they
+-- arrive, which depends on the parallelism and on restarts (they come through steps keyed by
+-- activity id and by offer): the rolling propensity of a row whose window begins among such ties
+-- would depend on it. MATCH_RECOGNIZE sorts each customer's events by event time and then by their
+-- place in Kafka, and hands each one on as it is (a pattern of one row): every later step sees
+-- one order at any parallelism, the order the recomputation takes.
+CREATE TEMPORARY VIEW customer_ordered AS
+SELECT *
+FROM (SELECT customer_id, activity_id, activity_type, channel, income, years_active, monthly_premium,
+             propensity_to_churn, rowtime, kafka_partition, kafka_offset
+      FROM enriched_checked
+      WHERE late_by_ms IS NULL)
+MATCH_RECOGNIZE (
+  PARTITION BY customer_id
+  ORDER BY rowtime, kafka_partition, kafka_offset
+  MEASURES
+    A.activity_id            AS activity_id,
+    A.activity_type          AS activity_type,
+    A.channel                AS channel,
+    A.income                 AS income,
+    A.years_active           AS years_active,
+    A.monthly_premium        AS monthly_premium,
+    A.propensity_to_churn    AS propensity_to_churn,
+    MATCH_ROWTIME(rowtime)   AS rowtime
+  ONE ROW PER MATCH
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (A)
+  DEFINE A AS TRUE
+);
+
 CREATE TEMPORARY VIEW customer_rolling AS
 SELECT
   customer_id,
@@ -235,7 +266,7 @@ SELECT
   rowtime,
   AVG(propensity_to_churn) OVER recent AS rolling_propensity,
   COUNT(*) OVER recent                 AS recent_events
-FROM enriched
+FROM customer_ordered
 WINDOW recent AS (PARTITION BY customer_id ORDER BY rowtime ROWS BETWEEN ${rolling_events_minus_one} PRECEDING AND CURRENT ROW);
 
 CREATE TEMPORARY VIEW customer_events AS

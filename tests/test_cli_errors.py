@@ -94,13 +94,15 @@ def test_missing_ledger_file(tmp_path):
 
 BAD_CONFIG = [
     ({"CHURNSTREAM_ES_URL": "not-a-url"},
-     "CHURNSTREAM_ES_URL='not-a-url' is not a valid http:// or https:// URL; set it to one, "
+     "CHURNSTREAM_ES_URL='not-a-url' is not a valid http:// or https:// URL (or several, comma-separated); set it to one, "
      "e.g. CHURNSTREAM_ES_URL=http://127.0.0.1:9200."),
     ({"CHURNSTREAM_ES_URL": "http://127.0.0.1:notaport"},
-     "CHURNSTREAM_ES_URL='http://127.0.0.1:notaport' is not a valid http:// or https:// URL; set it to one, "
+     "CHURNSTREAM_ES_URL='http://127.0.0.1:notaport' is not a valid http:// or https:// URL (or several, comma-separated); "
+     "set it to one, "
      "e.g. CHURNSTREAM_ES_URL=http://127.0.0.1:9200."),
     ({"CHURNSTREAM_ES_URL": "ftp://127.0.0.1:9200"},
-     "CHURNSTREAM_ES_URL='ftp://127.0.0.1:9200' is not a valid http:// or https:// URL; set it to one, "
+     "CHURNSTREAM_ES_URL='ftp://127.0.0.1:9200' is not a valid http:// or https:// URL (or several, comma-separated); "
+     "set it to one, "
      "e.g. CHURNSTREAM_ES_URL=http://127.0.0.1:9200."),
     ({"CHURNSTREAM_KIBANA_URL": "localhost:5601"},
      "CHURNSTREAM_KIBANA_URL='localhost:5601' is not a valid http:// or https:// URL; set it to one, "
@@ -125,6 +127,14 @@ BAD_CONFIG = [
      "CHURNSTREAM_ES_HEAP='lots' is not a JVM heap size; set it to one, e.g. CHURNSTREAM_ES_HEAP=1g."),
     ({"CHURNSTREAM_PARALLELISM": "0"},
      "CHURNSTREAM_PARALLELISM=0 is not a parallelism of at least 1; set it to one, e.g. CHURNSTREAM_PARALLELISM=1."),
+    ({"CHURNSTREAM_STATE_BACKEND": "memory"},
+     "CHURNSTREAM_STATE_BACKEND='memory' is not a state backend; set it to hashmap or rocksdb."),
+    ({"CHURNSTREAM_TOPIC_REPLICATION": "0"},
+     "CHURNSTREAM_TOPIC_REPLICATION=0 is not a replication factor of at least 1; set it to one, "
+     "e.g. CHURNSTREAM_TOPIC_REPLICATION=1."),
+    ({"CHURNSTREAM_ES_URL": "http://127.0.0.1:9200,nope"},
+     "CHURNSTREAM_ES_URL='http://127.0.0.1:9200,nope' is not a valid http:// or https:// URL (or several, "
+     "comma-separated); set it to one, e.g. CHURNSTREAM_ES_URL=http://127.0.0.1:9200."),
     ({"CHURNSTREAM_KAFKA_SECURITY_PROTOCOL": "TLS"},
      "CHURNSTREAM_KAFKA_SECURITY_PROTOCOL='TLS' is not a Kafka security protocol; "
      "set it to PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."),

@@ -87,6 +87,10 @@ def h(tmp_path_factory):
         add(key, payload, T0)
     for payload in DUPLICATES:
         add("3", payload, T0 + 2_000)
+    # Customer 9: three events of one millisecond, arriving in the reverse of their Kafka order (as
+    # parallel steps can hand them on): taken in Kafka order, 0.8, 0.5, 0.75 is one crossing, at c9-2.
+    for aid, p, kafka_offset in (("c9-2", 0.75, 1012), ("c9-1", 0.5, 1011), ("c9-0", 0.8, 1010)):
+        rows.append(activity_row("9", act(aid, 9, T0 + 4_000, p), kafka_offset, T0 + 4_000))
     # Customer 1: tenure band 20y+ (only them), income changes at T0+9.5 s; propensities cross 0.7 twice.
     for i, p in enumerate([0.5, 0.8, 0.9, 0.6, 0.75]):
         t = T0 + 7_000 + i * 1_000
@@ -151,7 +155,7 @@ def test_unknown_customer_and_offer_are_kept_and_marked(enriched):
 
 def test_every_valid_activity_is_enriched_once(h):
     ids = [r[0] for r in h.rows("enriched", "activity_id")]
-    assert len(ids) == len(set(ids)) == 5 + 2 + 5 + 3 + 9
+    assert len(ids) == len(set(ids)) == 5 + 2 + 5 + 3 + 9 + 3
 
 
 def test_a_resent_activity_counts_once_as_its_first_copy(h):
@@ -336,7 +340,16 @@ def test_engagement_of_an_active_browser(engagement):
 
 def test_alert_once_per_upward_crossing(h):
     alerts = sorted(r[0] for r in h.rows("churn_alerts", "alert_id"))
-    assert alerts == ["c1-1", "c1-4"]
+    assert alerts == ["c1-1", "c1-4", "c9-2"]
+
+
+def test_events_of_one_millisecond_are_taken_in_kafka_order(h):
+    """Step 5a: whatever order they arrive in, a customer's events of one millisecond reach the
+    rolling window, the alerts and the engagement function in their Kafka order (partition, offset);
+    in arrival order the crossing would be c9-0, and c9-0 the customer's last activity."""
+    assert [r[1:] for r in h.rows("churn_alerts", "alert_id", "previous_propensity") if r[0] == "c9-2"] == [(0.5,)]
+    last = {r[1] for r in h.rows("customer_state", "customer_id", "last_activity_id") if r[0] == 9}
+    assert last == {"c9-2"}
 
 
 def test_sessions_split_beyond_exactly_thirty_minutes(h):

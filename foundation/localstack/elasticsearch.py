@@ -51,12 +51,23 @@ class EsSecurity:
     user: str = "elastic"
 
 
-class ElasticsearchServer:
-    name = "elasticsearch"
+@dataclass(frozen=True)
+class EsNode:
+    """One node of a cluster: its name, transport port, every master-eligible node (name ->
+    transport port: discovery and the first election), and its roles (None: every role)."""
 
-    def __init__(self, settings: Settings, security: EsSecurity | None = None):
+    name: str
+    transport_port: int
+    masters: dict[str, int]
+    roles: tuple[str, ...] | None = None
+
+
+class ElasticsearchServer:
+    def __init__(self, settings: Settings, security: EsSecurity | None = None, node: EsNode | None = None):
         self.s = settings
         self.security = security
+        self.node = node
+        self.name = f"elasticsearch-{node.name}" if node else "elasticsearch"
         self.run = Path(settings.run_dir)
         self.as_root = os.geteuid() == 0
         base = ROOT_BASE / f"port-{settings.es_port}" if self.as_root else self.run / "elasticsearch"
@@ -67,8 +78,8 @@ class ElasticsearchServer:
         # from the result topics (`churnstream index --rebuild`), so an upgrade starts empty.
         self.data = base / f"data-{versions().elasticsearch.split('.')[0]}"
         self.logs = base / "logs"
-        self.log_file = self.run / "logs" / "elasticsearch.log"
-        self.pidfile = self.run / "pids" / "elasticsearch.pid"
+        self.log_file = self.run / "logs" / f"{self.name}.log"
+        self.pidfile = self.run / "pids" / f"{self.name}.pid"
         self._java: Path | None = None   # the Java runtime of the node, chosen by launch()
 
     def home(self) -> Path:
@@ -140,11 +151,9 @@ class ElasticsearchServer:
         (self.conf / "jvm.options.d" / "heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
         (self.conf / "elasticsearch.yml").write_text("\n".join([
             "cluster.name: churnstream",
-            "node.name: churnstream-local",
-            "discovery.type: single-node",
+            *self._discovery(),
             "network.host: 127.0.0.1",
             f"http.port: {self.s.es_port}",
-            "transport.port: 0",
             f"path.data: {self.data}",
             f"path.logs: {self.logs}",
             # Single-node demo: never block writes because the disk is fuller than a cluster would like.
@@ -157,6 +166,17 @@ class ElasticsearchServer:
         ]))
         if self.security:
             self._write_keystore(home)
+
+    def _discovery(self) -> list[str]:
+        if self.node is None:
+            return ["node.name: churnstream-local", "discovery.type: single-node", "transport.port: 0"]
+        n = self.node
+        lines = [f"node.name: {n.name}", f"transport.port: {n.transport_port}",
+                 "discovery.seed_hosts: [" + ", ".join(f'"127.0.0.1:{p}"' for p in n.masters.values()) + "]",
+                 "cluster.initial_master_nodes: [" + ", ".join(f'"{m}"' for m in n.masters) + "]"]
+        if n.roles is not None:
+            lines.append("node.roles: [" + ", ".join(n.roles) + "]")
+        return lines
 
     def _write_keystore(self, home: Path) -> None:
         env = self._env()
@@ -189,7 +209,7 @@ class ElasticsearchServer:
             subprocess.run(["chown", "-R", SERVICE_USER, str(self.base), str(home)], check=True)
             cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
         pid = process.spawn(cmd, self.log_file, self.pidfile, env=env, cwd=self.base)
-        log.info("elasticsearch: starting on http://127.0.0.1:%d (pid %d, log %s)", self.s.es_port, pid, self.log_file)
+        log.info("%s: starting on http://127.0.0.1:%d (pid %d, log %s)", self.name, self.s.es_port, pid, self.log_file)
         return pid
 
 

@@ -1,4 +1,4 @@
-"""A standalone Flink session cluster: one JobManager and one TaskManager, two processes.
+"""A standalone Flink session cluster: one JobManager and one or more TaskManagers, one process each.
 
 The same Flink the job uses (the distribution inside the PyFlink package), laid out as the compose
 image lays it out: flink-python moved from opt/ to the class path, the Flink properties the compose
@@ -51,13 +51,16 @@ class FlinkSessionCluster:
     name = "flink-session"
 
     def __init__(self, run_dir: Path, rest_port: int, rpc_port: int, properties: dict[str, str] | None = None,
-                 jvm_args: str = ""):
+                 jvm_args: str = "", taskmanagers: int = 1):
         self.base = Path(run_dir) / f"flink-session-{rest_port}"
         self.rest_port, self.rpc_port = rest_port, rpc_port
         self.properties = dict(properties or {})
         self.jvm_args = jvm_args
         self.address = f"127.0.0.1:{rest_port}"
-        self.pidfiles = {role: self.base / f"{role}.pid" for role in ("jobmanager", "taskmanager")}
+        self.taskmanagers = (["taskmanager"] if taskmanagers == 1
+                             else [f"taskmanager-{i}" for i in range(1, taskmanagers + 1)])
+        self.roles = ["jobmanager", *self.taskmanagers]
+        self.pidfiles = {role: self.base / f"{role}.pid" for role in self.roles}
 
     def config(self) -> dict[str, object]:
         """The distribution's configuration, then the given properties, then this cluster's addresses."""
@@ -84,12 +87,19 @@ class FlinkSessionCluster:
             link = lib_dir / jar.name
             if not link.exists():
                 link.symlink_to(jar)
-        env = dict(os.environ, FLINK_CONF_DIR=str(conf_dir), FLINK_LIB_DIR=str(lib_dir), FLINK_LOG_DIR=str(log_dir),
-                   JAVA_HOME=str(java_home()), JVM_ARGS=self.jvm_args)
-        for role in ("jobmanager", "taskmanager"):
-            process.spawn(["bash", str(dist / "bin" / f"{role}.sh"), "start-foreground"],
-                          log_dir / f"{role}.out", self.pidfiles[role], env=env, cwd=self.base)
-        log.info("%s: starting a JobManager (REST %s) and a TaskManager from %s", self.name, self.address, dist)
+        for role in self.roles:
+            self.start(role)
+        log.info("%s: starting a JobManager (REST %s) and %d TaskManager(s) from %s", self.name, self.address,
+                 len(self.taskmanagers), dist)
+
+    def start(self, role: str) -> int:
+        """Start one process of the cluster (``launch`` starts them all; a test restarts one it killed)."""
+        dist, log_dir = flink_dist(), self.base / "log"
+        env = dict(os.environ, FLINK_CONF_DIR=str(self.base / "conf"), FLINK_LIB_DIR=str(self.base / "lib"),
+                   FLINK_LOG_DIR=str(log_dir), JAVA_HOME=str(java_home()), JVM_ARGS=self.jvm_args)
+        script = "jobmanager.sh" if role == "jobmanager" else "taskmanager.sh"
+        return process.spawn(["bash", str(dist / "bin" / script), "start-foreground"],
+                             log_dir / f"{role}.out", self.pidfiles[role], env=env, cwd=self.base)
 
     def pid(self, role: str = "jobmanager") -> int | None:
         return process.read_pid(self.pidfiles[role])
@@ -99,23 +109,25 @@ class FlinkSessionCluster:
             return json.load(r)
 
     def ready(self) -> bool:
-        """The REST API answers and the TaskManager's slots are registered."""
+        """The REST API answers and every TaskManager is registered."""
         try:
-            return self.overview().get("slots-total", 0) > 0
+            return self.overview().get("taskmanagers", 0) >= len(self.taskmanagers)
         except OSError:
             return False
 
     def up(self, timeout: float = 120) -> "FlinkSessionCluster":
         self.launch()
-        for role in ("jobmanager", "taskmanager"):
+        for role in self.roles:
             out = self.base / "log" / f"{role}.out"
             process.wait_until(lambda: self.pid(role) is not None, 10, f"the Flink {role}", out, None)
-        process.wait_until(self.ready, timeout, "the Flink session cluster", self.base / "log" / "taskmanager.out",
-                           self.pid("taskmanager"))
-        log.info("%s: ready at %s (%d slots)", self.name, self.address, self.overview()["slots-total"])
+        first = self.taskmanagers[0]
+        process.wait_until(self.ready, timeout, "the Flink session cluster", self.base / "log" / f"{first}.out",
+                           self.pid(first))
+        log.info("%s: ready at %s (%d TaskManagers, %d slots)", self.name, self.address,
+                 len(self.taskmanagers), self.overview()["slots-total"])
         return self
 
     def down(self) -> None:
-        for role in ("taskmanager", "jobmanager"):
+        for role in [*self.taskmanagers, "jobmanager"]:
             if process.stop(self.pidfiles[role]):
                 log.info("%s: %s stopped", self.name, role)

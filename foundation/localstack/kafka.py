@@ -115,27 +115,41 @@ def make_tls(folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) 
     return TlsFiles(ca=ca, keystore=keystore)
 
 
-class KafkaServer:
-    name = "kafka"
+@dataclass(frozen=True)
+class KafkaNode:
+    """One node of a KRaft cluster (broker and controller in one process): its id, the controller
+    quorum of every node (id -> controller port), the cluster id all share, the replication factor
+    of the broker's own topics (consumer offsets, transactions)."""
 
-    def __init__(self, settings: Settings, security: KafkaSecurity | None = None):
+    node_id: int
+    voters: dict[int, int]
+    cluster_id: str
+    replication: int
+
+
+class KafkaServer:
+    def __init__(self, settings: Settings, security: KafkaSecurity | None = None, node: KafkaNode | None = None):
         self.s = settings
         self.security = security
+        self.node = node
+        self.name = f"kafka-{node.node_id}" if node else "kafka"
         self.run = Path(settings.run_dir)
-        self.dir = self.run / "kafka"
+        self.dir = self.run / self.name
         self.data = self.dir / "data"
-        self.log_file = self.run / "logs" / "kafka.log"
-        self.pidfile = self.run / "pids" / "kafka.pid"
+        self.log_file = self.run / "logs" / f"{self.name}.log"
+        self.pidfile = self.run / "pids" / f"{self.name}.pid"
 
     def properties(self) -> str:
         p, c = self.s.kafka_port, self.s.kafka_controller_port
         extra = self.security.listeners() if self.security else {}
         client = [f"PLAINTEXT://127.0.0.1:{p}"] + [f"{name}://127.0.0.1:{port}" for name, port in extra.items()]
         protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"] + [f"{name}:{name}" for name in extra]
+        node_id, voters = (self.node.node_id, self.node.voters) if self.node else (1, {1: c})
+        rf = self.node.replication if self.node else 1
         return "\n".join([
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{c}",
+            f"node.id={node_id}",
+            "controller.quorum.voters=" + ",".join(f"{i}@127.0.0.1:{port}" for i, port in sorted(voters.items())),
             f"listeners={','.join(client)},CONTROLLER://127.0.0.1:{c}",
             f"advertised.listeners={','.join(client)}",
             "controller.listener.names=CONTROLLER",
@@ -146,11 +160,12 @@ class KafkaServer:
             "num.partitions=3",
             # Topics are created explicitly (with the right partitions and compaction).
             "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"offsets.topic.replication.factor={rf}",
+            f"default.replication.factor={rf}",
+            f"transaction.state.log.replication.factor={rf}",
+            f"transaction.state.log.min.isr={max(1, rf - 1)}",
+            f"share.coordinator.state.topic.replication.factor={rf}",
+            f"share.coordinator.state.topic.min.isr={max(1, rf - 1)}",
             "group.initial.rebalance.delay.ms=0",
             "log.cleaner.min.compaction.lag.ms=0",
             "",
@@ -205,7 +220,7 @@ class KafkaServer:
         config.write_text(self.properties())
         (self.dir / "log4j2.properties").write_text(LOG4J2)
         if not (self.data / "meta.properties").exists():
-            cluster_id = _cluster_id()
+            cluster_id = self.node.cluster_id if self.node else new_cluster_id()
             scram = []
             for name, password in (self.security.users.items() if self.security else ()):
                 for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
@@ -214,17 +229,18 @@ class KafkaServer:
                                             "-c", str(config), *scram), capture_output=True, text=True)
             if fmt.returncode != 0:
                 raise UserError(f"formatting Kafka storage in {self.data} failed: {fmt.stdout}{fmt.stderr}".strip())
-            log.info("kafka: formatted KRaft storage in %s (cluster id %s)", self.data, cluster_id)
+            log.info("%s: formatted KRaft storage in %s (cluster id %s)", self.name, self.data, cluster_id)
         pid = process.spawn(self._java(libs, "kafka.Kafka", str(config), heap=self.s.kafka_heap),
                             self.log_file, self.pidfile, cwd=self.dir)
-        log.info("kafka: Apache Kafka starting on 127.0.0.1:%d (pid %d, log %s)", self.s.kafka_port, pid, self.log_file)
+        log.info("%s: Apache Kafka starting on 127.0.0.1:%d (pid %d, log %s)", self.name, self.s.kafka_port, pid,
+                 self.log_file)
         if self.security:
             log.info("kafka: authenticated listeners %s", ", ".join(f"{k} on 127.0.0.1:{v}"
                                                                    for k, v in self.security.listeners().items()))
         return pid
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     # Kafka's cluster ids are 16 random bytes, URL-safe base64 without padding (may start with "-":
     # pass it as --cluster-id=<id>, never as a separate argument).
 
