@@ -53,11 +53,13 @@ class FlinkRest:
         return self._call(f"/jobs/{jid}")
 
     def num_restarts(self, jid: str) -> int:
-        """How often the job failed and restarted since it was submitted: the entries of its exception
-        history. (Flink 2.3's numRestarts metric read 0 on a job that had restarted twice after a
-        TaskManager was lost.)"""
+        """How often the job failed and restarted since it was submitted: its numRestarts metric, or
+        the entries of its exception history if more (Flink 2.3's metric read 0 on a job that had
+        restarted twice after a TaskManager was lost; the history keeps the last 16 by default)."""
+        metrics = self._call(f"/jobs/{jid}/metrics?get=numRestarts")
+        metric = int(float(metrics[0]["value"])) if metrics else 0
         history = (self._call(f"/jobs/{jid}/exceptions?maxExceptions=1000") or {}).get("exceptionHistory") or {}
-        return len(history.get("entries") or [])
+        return max(metric, len(history.get("entries") or []))
 
     def last_failure(self, jid: str) -> str | None:
         """The first line of the job's latest failure, if it has failed since it was submitted."""
