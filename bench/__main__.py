@@ -33,8 +33,8 @@ from foundation.logs import configure as configure_logs
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 log = logging.getLogger("churnstream.bench")
-PHASES = ("indexer", "generator", "throughput", "latency")
-RESULT_KEYS = ("indexer", "generator", "job_throughput", "latency")     # where each phase's figures go
+PHASES = ("indexer", "generator", "throughput", "latency", "scaleout")
+RESULT_KEYS = ("indexer", "generator", "job_throughput", "latency", "scaleout")   # where each phase's figures go
 
 
 def environment() -> dict:
@@ -117,6 +117,8 @@ def main(argv=None) -> int:
                         "and report the top frames and the CPU share per operator chain")
     args = p.parse_args(argv)
     only = [x.strip() for x in args.only.split(",") if x.strip()]
+    if args.smoke and args.only == p.get_default("only"):
+        only.remove("scaleout")     # the cluster topology is tests/test_scaleout.py's; a smoke run checks the harness
     if not only or set(only) - set(PHASES):
         p.error(f"--only takes a comma list of {', '.join(PHASES)}; got {args.only!r}")
     if args.profile:
@@ -189,6 +191,10 @@ def main(argv=None) -> int:
                 results["job_throughput"][kind] = summarise(runs, ("records_per_s", "wall_s", "startup_s"))
         if "latency" in only:
             results["latency"] = latency_figures(job_bench, s_for, mon, args, repeat)
+        if "scaleout" in only:
+            from bench import scaleout_bench
+
+            results["scaleout"] = scaleout_bench.figures(s_for, mon, args.events, Path(base.run_dir) / "cluster")
     finally:
         _cleanup(base, tag)
     results["total_s"] = round(time.monotonic() - t_all, 1)
@@ -258,11 +264,13 @@ def _soak_only(args, base, tag, mon, command: str, env: dict) -> int:
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else None
     if results is None:
         results = {"command": command.strip(), "date": figures["date"], "repeat": 1, "environment": env}
-    results["soak"] = figures
+    # One soak per state backend (CHURNSTREAM_STATE_BACKEND): run both back to back to compare them.
+    results["soaks"] = {**_soaks(results), figures["state_backend"]: figures}
+    results.pop("soak", None)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    # Alone (no suite run yet in this folder) the report is the soak section only.
+    # Alone (no suite run yet in this folder) the report is the soak sections only.
     (out / "RESULTS.md").write_text(render(results) if any(k in results for k in RESULT_KEYS)
-                                    else "\n".join(_soak_section(figures)))
+                                    else "\n".join(_soaks_sections(results)))
     print("\n".join(_soak_section(figures)))
     return 0
 
@@ -273,7 +281,7 @@ def _soak_section(x: dict) -> list[str]:
 
     groups = sorted({g for r in x["samples"] for g in r["rss_mb"]}, key=lambda g: list(LABELS).index(g)
                     if g in LABELS else 99)
-    lines = ["## Soak", "",
+    lines = [f"## Soak, state backend {x.get('state_backend', 'hashmap')}", "",
              f"`{x['command']}` on {x['date']}: {x['rate']:.0f} msg/s asked for {x['seconds']:.0f} s "
              f"({x.get('delivered')} activities, {x.get('achieved_rate')} msg/s achieved), the live job and one "
              "`churnstream index` running; one row per minute. Job lag: activity records not yet committed by "
@@ -471,9 +479,31 @@ def render(r: dict) -> str:
                  + " and ".join(f"{t} s ({k})" for k, t in r["warm_up_s"].items())
                  + ": PyFlink's JVM starts with the first job of a process." if "warm_up_s" in r
                  else ""), ""]
-    if "soak" in r:
-        lines += _soak_section(r["soak"])
+    if "scaleout" in r:
+        from bench import scaleout_bench
+
+        bulk = (r.get("indexer") or {}).get("bulk", {}).get("docs_per_s", {}).get("median")
+        bare = (((r.get("generator") or {}).get("variants") or {}).get("bare") or {}).get("msgs_per_s", {}).get("median")
+        lines += scaleout_bench.section(r, bulk, bare)
+    lines += _soaks_sections(r)
     return "\n".join(lines)
+
+
+def _soaks(r: dict) -> dict[str, dict]:
+    """The soaks of a results.json by state backend (an older one holds a single "soak")."""
+    if "soaks" in r:
+        return r["soaks"]
+    return {r["soak"].get("state_backend", "hashmap"): r["soak"]} if "soak" in r else {}
+
+
+def _soaks_sections(r: dict) -> list[str]:
+    from bench.soak import backends_table
+
+    soaks = _soaks(r)
+    lines = backends_table(soaks) if len(soaks) > 1 else []
+    for x in soaks.values():
+        lines += _soak_section(x)
+    return lines
 
 
 def _generator_section(gen: dict) -> list[str]:

@@ -116,28 +116,59 @@ def soak(settings: Settings, rate: float, seconds: float, mon, every_s: float = 
         feed = threading.Thread(target=lambda: ledgers.append(
             produce_events(s, -1, rate=rate, start_ms=None, duration=seconds)), name="soak-feed", daemon=True)
         t0 = time.monotonic()
-        feed.start()
-        source = [s.topic(catalog.ACTIVITY)]
-        results = list(catalog.result_topics(s).values())
-        while True:
-            feed.join(timeout=max(0.0, t0 + every_s * (len(samples) + 1) - time.monotonic()))
-            row = {"minute": len(samples) + 1, "t_s": round(time.monotonic() - t0, 1),
-                   "job_lag": group_lag(s, opts.group_id, source),
-                   "indexer_lag": group_lag(s, f"{s.topic_prefix}indexer", results),
-                   **checkpoint(rest, jid), "rss_mb": rss_mb(mon)}
-            samples.append(row)
-            log.info("bench: soak minute %d: job lag %s, indexer lag %s, checkpoint %s ms / %s MB, RSS %s",
-                     row["minute"], row["job_lag"], row["indexer_lag"], row["checkpoint_ms"], row["state_mb"],
-                     row["rss_mb"])
-            if not feed.is_alive():
-                break
+        with mon.phase() as measured:     # CPU of every process over the whole feed (bench/procs.py)
+            feed.start()
+            source = [s.topic(catalog.ACTIVITY)]
+            results = list(catalog.result_topics(s).values())
+            while True:
+                feed.join(timeout=max(0.0, t0 + every_s * (len(samples) + 1) - time.monotonic()))
+                row = {"minute": len(samples) + 1, "t_s": round(time.monotonic() - t0, 1),
+                       "job_lag": group_lag(s, opts.group_id, source),
+                       "indexer_lag": group_lag(s, f"{s.topic_prefix}indexer", results),
+                       **checkpoint(rest, jid), "rss_mb": rss_mb(mon)}
+                samples.append(row)
+                log.info("bench: soak minute %d: job lag %s, indexer lag %s, checkpoint %s ms / %s MB, RSS %s",
+                         row["minute"], row["job_lag"], row["indexer_lag"], row["checkpoint_ms"],
+                         row["state_mb"], row["rss_mb"])
+                if not feed.is_alive():
+                    break
     finally:
         if result is not None:
             result.get_job_client().cancel().result()
         indexer.stop()
     ledger = ledgers[0] if ledgers else {}
     act = ledger.get("topics", {}).get(catalog.ACTIVITY, {})
+    groups = measured.summary.get("groups", {}) if measured.summary else {}
+    flink_cpu = groups.get("flink", {}).get("cpu_s")
     return {"rate": rate, "seconds": seconds, "delivered": act.get("delivered"),
+            "state_backend": settings.state_backend, "procs": measured.summary,
+            "flink_cpu_us_per_event": (round(flink_cpu * 1e6 / act["delivered"], 1)
+                                       if flink_cpu is not None and act.get("delivered") else None),
             "achieved_rate": (round(act["delivered"] / ledger["stream_elapsed_s"])
                               if act.get("delivered") and ledger.get("stream_elapsed_s") else None),
             "samples": samples}
+
+
+def backends_table(soaks: dict[str, dict]) -> list[str]:
+    """The soaks of each state backend side by side (the same rate and length, back to back)."""
+    def last(x, key):
+        values = [r[key] for r in x["samples"] if r.get(key) is not None]
+        return values[-1] if values else None
+
+    def peak(x, group):
+        values = [r["rss_mb"].get(group) for r in x["samples"] if r["rss_mb"].get(group) is not None]
+        return max(values) if values else None
+
+    lines = ["## State backends side by side", "",
+             "Each backend's soak (below): the same rate and length, run back to back "
+             "(`CHURNSTREAM_STATE_BACKEND=<backend> python -m bench --soak SECONDS --soak-rate RATE`). Flink CPU: "
+             "the mini-cluster JVM's CPU over the feed per activity delivered; RSS: its peak of the per-minute "
+             "samples; checkpoint and state: the last completed checkpoint (RocksDB's is incremental: what it "
+             "uploaded); job lag at the end.", "",
+             "| backend | msg/s achieved | Flink CPU µs/event | Flink JVM peak RSS MB | checkpoint ms | state MB "
+             "| job lag at the end |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for backend, x in soaks.items():
+        lines.append(f"| {backend} | {x.get('achieved_rate')} | {x.get('flink_cpu_us_per_event')} | "
+                     f"{peak(x, 'flink')} | {last(x, 'checkpoint_ms')} | {last(x, 'state_mb')} | "
+                     f"{last(x, 'job_lag')} |")
+    return lines + [""]

@@ -167,14 +167,19 @@ class ClusterTopology:
         return rows
 
     def down(self) -> list[str]:
+        """Stop every node, all at once (each stop waits for its process to end)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         stopped = []
         if any(self.flink.pid(r) for r in self.flink.roles):
             self.flink.down()
             stopped.append("flink")
-        for node in (self.registry, *self.es_nodes, *self.brokers):
-            if process.stop(node.pidfile):
-                log.info("%s: stopped", node.name)
-                stopped.append(node.name)
+        nodes = (self.registry, *self.es_nodes, *self.brokers)
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            for node, done in zip(nodes, pool.map(lambda n: process.stop(n.pidfile), nodes)):
+                if done:
+                    log.info("%s: stopped", node.name)
+                    stopped.append(node.name)
         return stopped
 
     def running(self) -> bool:
