@@ -179,7 +179,7 @@ def main(argv=None) -> int:
             results["indexer"] = indexer_figures(es_bench, s_for, mon, args.es_docs, args.es_warmup_docs, repeat)
         if "generator" in only:
             results["generator"] = generator_figures(generator_bench, job_bench, s_for, mon, args.gen_count, repeat)
-        if "throughput" in only or "latency" in only:
+        if {"throughput", "latency", "scaleout"} & set(only):
             results["warm_up_s"] = job_bench.warm_up(s_for("warm", 0))
         if "throughput" in only:
             results["job_throughput"] = {}

@@ -151,7 +151,9 @@ def section(r: dict, es_docs_per_s: float | None = None, broker_msgs_per_s: floa
              "out), at parallelism 1 and 4 on the local mini-cluster and at 4 on the cluster topology (3 brokers "
              "with 3 replicas and acks=all, a session cluster of 2 TaskManagers x 4 slots, started for this), "
              "back to back on one machine. Flink CPU: the mini-cluster JVM's, or the cluster's JobManager and "
-             "TaskManagers', per event.", "",
+             "TaskManagers', per event. A bounded run includes the batch read of where its input ends "
+             "(`flink_jobs/bounded.py`), so these figures are not comparable with throughput figures of "
+             "commits before it.", "",
              "| where | parallelism | records/s | Flink CPU µs/event |", "|---|---:|---:|---:|"]
     for run in x["local"]:
         lines.append(f"| local mini-cluster | {run['parallelism']} | {run['records_per_s']} | "
@@ -159,17 +161,23 @@ def section(r: dict, es_docs_per_s: float | None = None, broker_msgs_per_s: floa
     c = x["cluster"]
     lines.append(f"| cluster topology | {c['parallelism']} | {c['records_per_s']} | {c['flink_cpu_us_per_event']} |")
     base = next((run for run in x["local"] if run["parallelism"] == 1), None)
-    if base and base.get("flink_cpu_us_per_event"):
+    low, high = (base or {}).get("flink_cpu_us_per_event"), c.get("flink_cpu_us_per_event")
+    if low and high:
         lines += ["", "### Sizing, from these costs", "",
-                  "Worked out by `bench/scaleout_bench.sizing` from the parallelism-1 CPU per event"
-                  + (", the indexer figure's raw bulk rate" if es_docs_per_s else "")
-                  + (" and the generator figure's bare produce rate" if broker_msgs_per_s else "")
-                  + " of the same machine (its docstring gives the margins). This machine's 2 cores share all "
-                    "of it; a cluster's nodes each have their own.", "",
-                  "| events/s | Flink cores | activity partitions | Kafka brokers | Elasticsearch data nodes |",
-                  "|---:|---:|---:|---:|---:|"]
+                  "Worked out by `bench/scaleout_bench.sizing` (its docstring gives the margins) from this run's "
+                  "costs: Flink cores from the CPU per event at parallelism 1 in one JVM (no exchange crosses "
+                  "a process: the floor) and on the cluster topology (every exchange serialised between "
+                  "TaskManagers, and 2 cores shared by 12 JVMs: the ceiling); partitions from the larger;"
+                  + (" brokers from the generator figure's bare produce rate to one broker;" if broker_msgs_per_s else "")
+                  + (" Elasticsearch data nodes from the indexer figure's raw bulk rate of one node."
+                     if es_docs_per_s else "")
+                  + " On this machine all of it shares 2 cores; a cluster's nodes each have their own, so the "
+                    "broker and Elasticsearch counts are pessimistic.", "",
+                  "| events/s | Flink cores (floor - ceiling) | activity partitions | Kafka brokers | "
+                  "Elasticsearch data nodes |", "|---:|---:|---:|---:|---:|"]
         for rate in (100_000, 1_000_000):
-            z = sizing(base["flink_cpu_us_per_event"], es_docs_per_s, broker_msgs_per_s, rate)
-            lines.append(f"| {rate:,} | {z['flink_cores']} | {z['partitions']} | {z.get('brokers', '?')} | "
-                         f"{z.get('es_data_nodes', '?')} |")
+            a = sizing(low, es_docs_per_s, broker_msgs_per_s, rate)
+            b = sizing(high, es_docs_per_s, broker_msgs_per_s, rate)
+            lines.append(f"| {rate:,} | {a['flink_cores']} - {b['flink_cores']} | {b['partitions']} | "
+                         f"{b.get('brokers', '?')} | {b.get('es_data_nodes', '?')} |")
     return lines + [""]
