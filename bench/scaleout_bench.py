@@ -13,45 +13,25 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import socket
 import time
 
 from bench import job_bench
+from bench.procs import CLK_TCK, ProcReader, descendants
 
 log = logging.getLogger("churnstream.bench")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_s(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])    # utime, stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / CLK_TCK
+    """CPU seconds so far of these processes (bench/procs.py reads /proc)."""
+    reader = ProcReader()
+    return sum(st.ticks for st in map(reader.stat, pids) if st is not None) / CLK_TCK
 
 
 def _java_pids(root: int) -> list[int]:
     """The process and its descendants (a start script and the JVM it runs)."""
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(d))
-            except (OSError, ValueError, IndexError):
-                pass
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
+    table = ProcReader().table()
+    return [root, *descendants(root, {p: st.ppid for p, st in table.items()})]
 
 
 def _net(run: dict, cpu_key: str) -> float | None:

@@ -16,8 +16,9 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
-from foundation import PROJECT_ROOT, UserError
+from foundation import PROJECT_ROOT
 from foundation.settings import Settings
+from foundation.topics import end_offsets
 from flink_jobs import sql_runner
 
 log = logging.getLogger("churnstream.job")
@@ -29,22 +30,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def stop_offsets(settings: Settings, topic: str) -> str:
     """The end offset of every partition of ``topic`` now, as Flink's
     'scan.bounded.specific-offsets' takes them: 'partition:0,offset:42;partition:1,offset:7'."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-    probe = Consumer({**settings.kafka_client_config(), "group.id": "churnstream-bounded-probe",
-                      "enable.auto.commit": False})
-    try:
-        meta = probe.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is None or meta.error is not None or not meta.partitions:
-            raise UserError(f"topic {topic} does not exist on {settings.kafka_bootstrap}; create the topics with "
-                            "'churnstream topics' (or produce data with 'churnstream generate') first.")
-        ends = {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(meta.partitions)}
-    except KafkaException as e:
-        raise UserError(f"cannot read the end offsets of {topic} from Kafka at {settings.kafka_bootstrap} ({e}); "
-                        "start it with 'churnstream stack up' or set CHURNSTREAM_KAFKA_BOOTSTRAP.") from None
-    finally:
-        probe.close()
-    return ";".join(f"partition:{p},offset:{end}" for p, end in ends.items())
+    return ";".join(f"partition:{p},offset:{end}" for p, end in end_offsets(settings, topic).items())
 
 
 def newest_event_time(t_env, values: dict[str, object]) -> int | None:

@@ -53,15 +53,16 @@ def kafka_reads(settings: Settings, opts: JobOptions,
     # Idleness (sources.sql says why each source has its own). A bounded run ends every source with
     # a final watermark, and an idle timeout there only adds a start-up race.
     entity_watermark = {} if opts.bounded else {"scan.watermark.idle-timeout": opts.idle_timeout}
-    activity_only = {} if opts.bounded else {
-        "partition.idle-timeout": f"{opts.partition_idle_timeout_seconds} s",
-        "reader.idle-timeout": f"{opts.reader_idle_timeout_seconds} s",
-        # A partition added to the topic is read within this (the connector's default is 5 minutes;
-        # producers see it after their metadata refresh, 5 minutes by default, so the job is first).
-        "scan.topic-partition-discovery.interval": f"{opts.partition_discovery_seconds} s"}
-    if opts.bounded and activity_stop_offsets:
-        activity_only = {"scan.bounded.mode": "specific-offsets",
-                              "scan.bounded.specific-offsets": activity_stop_offsets}
+    if opts.bounded:
+        activity_only = ({"scan.bounded.mode": "specific-offsets",
+                          "scan.bounded.specific-offsets": activity_stop_offsets} if activity_stop_offsets else {})
+    else:
+        activity_only = {
+            "partition.idle-timeout": f"{opts.partition_idle_timeout_seconds} s",
+            "reader.idle-timeout": f"{opts.reader_idle_timeout_seconds} s",
+            # A partition added to the topic is read within this (the connector's default is 5 minutes;
+            # producers see it after their metadata refresh, 5 minutes by default, so the job is first).
+            "scan.topic-partition-discovery.interval": f"{opts.partition_discovery_seconds} s"}
     return {
         # raw key (the customer id) and raw value: a bad record becomes a dead letter, never a failed job
         "activity_kafka": {"topic": settings.topic(catalog.ACTIVITY), **common,

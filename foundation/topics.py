@@ -85,6 +85,25 @@ def _wait_for_leaders(settings: Settings, admin: AdminClient, names: list[str], 
         probe.close()
 
 
+def end_offsets(settings: Settings, name: str) -> dict[int, int]:
+    """The end offset (next offset to be written) of every partition of topic ``name``, now."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    probe = Consumer({**settings.kafka_client_config(), "group.id": "churnstream-topics-probe",
+                      "enable.auto.commit": False})
+    try:
+        meta = probe.list_topics(name, timeout=10).topics.get(name)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise UserError(f"topic {name} does not exist on {settings.kafka_bootstrap}; create the topics with "
+                            "'churnstream topics' (or produce data with 'churnstream generate') first.")
+        return {p: probe.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in sorted(meta.partitions)}
+    except KafkaException as e:
+        raise UserError(f"cannot read the end offsets of {name} from Kafka at {settings.kafka_bootstrap} ({e}); "
+                        "start it with 'churnstream stack up' or set CHURNSTREAM_KAFKA_BOOTSTRAP.") from None
+    finally:
+        probe.close()
+
+
 def delete_topics(settings: Settings, names: list[str]) -> None:
     admin = AdminClient(settings.kafka_client_config())
     for _, fut in admin.delete_topics(names, operation_timeout=30).items():
